@@ -1,0 +1,300 @@
+"""The whole agent configuration: one validated pydantic tree loaded from TOML.
+
+Environment variables ``VILLAGE_KIOSK_<SECTION>__<KEY>`` override the file (systemd
+EnvironmentFile, tests). List items are addressed by index: ``VILLAGE_KIOSK_CAMERAS__0__FPS=10``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ValidationError as PydanticValidationError
+
+from agent.camera.source import Source, parse_source
+from agent.errors import ConfigError
+from agent.motion.config import EventConfig, MotionConfig
+
+ENV_PREFIX = "VILLAGE_KIOSK_"
+_IDENTIFIER = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+_CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+def _between(low: float, high: float) -> AfterValidator:
+    """A bound check whose message names both ends, e.g. ``must be between 1 and 30``."""
+
+    def check(value: float) -> float:
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low:g} and {high:g}")
+        return value
+
+    return AfterValidator(check)
+
+
+Point = tuple[Annotated[float, _between(0, 1)], Annotated[float, _between(0, 1)]]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DeviceConfig(_Section):
+    id: Annotated[str, Field(pattern=_IDENTIFIER)]
+    name: str = "村口服务亭"
+    village: str = ""
+    data_dir: Path = Path("/var/lib/village-kiosk")
+
+
+class Polygon(_Section):
+    """An area of a camera image in normalized coordinates (0..1, origin top-left)."""
+
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+    points: Annotated[list[Point], Field(min_length=3, max_length=64)]
+
+
+class Resolution(_Section):
+    width: Annotated[int, _between(16, 4096)]
+    height: Annotated[int, _between(16, 4096)]
+
+    def __str__(self) -> str:
+        return f"{self.width}x{self.height}"
+
+
+def _parse_resolution(value: Any) -> Any:
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", value)
+        if not match:
+            raise ValueError("must look like 640x480")
+        return {"width": int(match[1]), "height": int(match[2])}
+    if isinstance(value, list | tuple) and len(value) == 2:
+        return {"width": value[0], "height": value[1]}
+    return value
+
+
+class CameraConfig(_Section):
+    id: Annotated[str, Field(pattern=_IDENTIFIER)]
+    name: str = ""
+    source: str
+    fps: Annotated[float, _between(1, 30)] = 15
+    resolution: Resolution = Resolution(width=640, height=480)
+    enabled: bool = True
+    loop: bool = Field(default=True, description="file sources: start over at end of file")
+    open_timeout_seconds: Annotated[float, _between(0.5, 60)] = 5.0
+    stall_timeout_seconds: Annotated[float, _between(0.5, 600)] = 5.0
+    reconnect_min_seconds: Annotated[float, _between(0.05, 60)] = 0.5
+    reconnect_max_seconds: Annotated[float, _between(0.1, 3600)] = 30.0
+    armed: bool = True
+    arm_schedule: list[str] = Field(
+        default_factory=list, description='armed windows such as "20:00-06:00"; empty = always'
+    )
+    zones: list[Polygon] = Field(default_factory=list)
+    privacy_masks: list[Polygon] = Field(default_factory=list)
+
+    _check_resolution = field_validator("resolution", mode="before")(_parse_resolution)
+
+    @field_validator("source")
+    @classmethod
+    def _check_source(cls, value: str) -> str:
+        parse_source(value)
+        return value
+
+    @field_validator("arm_schedule")
+    @classmethod
+    def _check_schedule(cls, windows: list[str]) -> list[str]:
+        for window in windows:
+            start, sep, end = window.partition("-")
+            if not sep or not _CLOCK.match(start.strip()) or not _CLOCK.match(end.strip()):
+                raise ValueError(f"{window!r} must look like 20:00-06:00")
+        return windows
+
+    @model_validator(mode="after")
+    def _check_backoff(self) -> CameraConfig:
+        if self.reconnect_max_seconds < self.reconnect_min_seconds:
+            raise ValueError("reconnect_max_seconds must not be below reconnect_min_seconds")
+        return self
+
+    @property
+    def parsed_source(self) -> Source:
+        return parse_source(self.source)
+
+
+class MqttConfig(_Section):
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: Annotated[int, _between(1, 65535)] = 1883
+    protocol: Annotated[str, Field(pattern=r"^(5|3\.1\.1)$")] = "5"
+    username: str = ""
+    password_file: Path | None = None
+    tls_ca: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")] = "village"
+    client_id: str = ""
+    keepalive_seconds: Annotated[int, _between(5, 3600)] = 30
+    reconnect_min_seconds: Annotated[float, _between(0.1, 60)] = 1.0
+    reconnect_max_seconds: Annotated[float, _between(1, 3600)] = 60.0
+    inflight_window: Annotated[int, _between(1, 1000)] = 50
+    outbox_max_rows: Annotated[int, _between(100, 10_000_000)] = 200_000
+    outbox_max_bytes: Annotated[int, _between(1_000_000, 100_000_000_000)] = 512_000_000
+    health_interval_seconds: Annotated[float, _between(5, 86400)] = 60.0
+    home_assistant_discovery: bool = False
+    discovery_prefix: str = "homeassistant"
+
+    @model_validator(mode="after")
+    def _check_tls_pair(self) -> MqttConfig:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key must be given together")
+        return self
+
+
+class WebConfig(_Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: Annotated[int, _between(0, 65535)] = 8080
+    secure_cookies: bool = False
+    session_hours: Annotated[float, _between(0.1, 720)] = 12.0
+    language: Annotated[str, Field(pattern=r"^(zh-CN|en)$")] = "zh-CN"
+    login_max_failures: Annotated[int, _between(1, 100)] = 5
+    lockout_minutes: Annotated[float, _between(0.1, 1440)] = 15.0
+
+
+class StorageConfig(_Section):
+    retention_days: Annotated[float, _between(0.01, 3650)] = 30.0
+    disk_quota_mb: Annotated[float, _between(1, 10_000_000)] = 4096.0
+    guest_retention_days: Annotated[float, _between(1, 3650)] = 180.0
+
+
+class AgentConfig(_Section):
+    device: DeviceConfig
+    cameras: list[CameraConfig] = Field(default_factory=list, max_length=16)
+    motion: MotionConfig = MotionConfig()
+    events: EventConfig = EventConfig()
+    mqtt: MqttConfig = MqttConfig()
+    web: WebConfig = WebConfig()
+    storage: StorageConfig = StorageConfig()
+
+    @field_validator("cameras")
+    @classmethod
+    def _unique_camera_ids(cls, cameras: list[CameraConfig]) -> list[CameraConfig]:
+        seen: set[str] = set()
+        for camera in cameras:
+            if camera.id in seen:
+                raise ValueError(f"camera id {camera.id!r} is used twice")
+            seen.add(camera.id)
+        return cameras
+
+    def camera(self, camera_id: str) -> CameraConfig:
+        for camera in self.cameras:
+            if camera.id == camera_id:
+                return camera
+        raise KeyError(camera_id)
+
+
+def _format_location(loc: tuple[str | int, ...]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif part.startswith(("function-", "tagged-union")):
+            continue
+        else:
+            text += f".{part}" if text else part
+    return text or "(top level)"
+
+
+def _problem(error: Mapping[str, Any]) -> str:
+    kind = error["type"]
+    message = str(error["msg"])
+    if kind == "missing":
+        message = "required"
+    elif kind == "extra_forbidden":
+        message = "unknown key"
+    elif message.startswith("Value error, "):
+        message = message.removeprefix("Value error, ")
+    # The top-level "device" error of a missing [device] section has no deeper path.
+    return f"{_format_location(tuple(error['loc']))}: {message}"
+
+
+def _env_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """Return ``raw`` with ``VILLAGE_KIOSK_<SECTION>__<KEY>`` variables applied (they win)."""
+    problems: list[str] = []
+    for name, value in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX):
+            continue
+        path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
+        if len(path) < 2 or not all(path):
+            problems.append(f"{name}: must look like {ENV_PREFIX}<SECTION>__<KEY>")
+            continue
+        node: Any = raw
+        for index, part in enumerate(path[:-1]):
+            nxt = path[index + 1]
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    problems.append(f"{name}: no list item {part}")
+                    break
+                node = node[int(part)]
+            else:
+                node = node.setdefault(part, [] if nxt.isdigit() else {})
+        else:
+            last = path[-1]
+            if isinstance(node, list):
+                if not last.isdigit() or int(last) >= len(node):
+                    problems.append(f"{name}: no list item {last}")
+                    continue
+                node[int(last)] = _env_value(value)
+            else:
+                node[last] = _env_value(value)
+    if problems:
+        raise ConfigError(problems)
+    return raw
+
+
+def parse_config(
+    raw: dict[str, Any], environ: Mapping[str, str] | None = None
+) -> AgentConfig:
+    """Validate a raw mapping (from TOML) after applying environment overrides."""
+    merged = apply_env_overrides(raw, os.environ if environ is None else environ)
+    try:
+        return AgentConfig.model_validate(merged)
+    except PydanticValidationError as exc:
+        raise ConfigError([_problem(error) for error in exc.errors()]) from exc
+
+
+def load_config(path: Path, environ: Mapping[str, str] | None = None) -> AgentConfig:
+    """Load and validate a TOML config file; every problem is reported with its key path."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read ({exc.strerror})"]) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not UTF-8 text"]) from exc
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML ({exc})"]) from exc
+    return parse_config(raw, environ)
+
+
+def with_overrides(
+    config: AgentConfig, *, port: int | None = None, data_dir: Path | None = None
+) -> AgentConfig:
+    """Apply command-line overrides, which win over file and environment."""
+    if port is not None:
+        config = config.model_copy(update={"web": config.web.model_copy(update={"port": port})})
+    if data_dir is not None:
+        device = config.device.model_copy(update={"data_dir": data_dir})
+        config = config.model_copy(update={"device": device})
+    return config

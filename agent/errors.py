@@ -1,0 +1,37 @@
+"""The one error root of the agent; adapters translate library errors into these."""
+
+
+class KioskError(Exception):
+    """Base of every error the agent raises on purpose."""
+
+
+class ConfigError(KioskError):
+    """The configuration cannot be loaded or is invalid.
+
+    ``problems`` lists one human message per problem, each prefixed with the key's path.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+class CameraError(KioskError):
+    """A camera source could not be opened or read."""
+
+
+class StoreError(KioskError):
+    """The database or media directory failed."""
+
+
+class ValidationError(KioskError):
+    """User or remote input was rejected; ``field`` names the offending field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}")
+
+
+class AlertLinkError(KioskError):
+    """The MQTT link failed in a way the caller must know about."""
