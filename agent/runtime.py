@@ -1,0 +1,265 @@
+"""The composition root: the only place that builds parts from config and wires them together.
+
+Start order: store → alert link → cameras (with their motion watch) → web server. Stop is the
+reverse, so nothing publishes into a closed link and no thread outlives the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import uvicorn
+
+from agent.accounts import AccountStore
+from agent.alerts.service import AlertService
+from agent.audit import AuditLog
+from agent.camera.capture import CameraState, CameraWorker
+from agent.config import AgentConfig
+from agent.errors import CameraError, ValidationError
+from agent.health import SystemdNotifier, system_health
+from agent.privacy import Vault
+from agent.store.database import Database
+from agent.store.events import EventStore
+from agent.store.media import database_path, media_dir
+from agent.store.retention import apply_retention
+from agent.village.homestay import HomestayService
+from agent.watch import CameraWatch
+
+log = logging.getLogger(__name__)
+
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_HOUSEKEEPING_SECONDS = 600.0
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn inside the agent: the runtime owns the signals, so the server must not take them."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class Runtime:
+    """Every part of one kiosk agent, built from one config."""
+
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self.started_at = time.time()
+        data_dir = config.device.data_dir
+        self.database = Database(database_path(data_dir))
+        self.media_dir = media_dir(data_dir)
+        self.vault = Vault.load_or_create(data_dir / "secrets" / "personal-data.key")
+        self.audit = AuditLog(self.database)
+        self.accounts = AccountStore(self.database)
+        self.events = EventStore(self.database, self.media_dir)
+        self.alerts = AlertService(config, self.database, target=self)
+        self.events.add_listener(self.alerts.enqueue_event)
+        self.homestays = HomestayService(
+            self.database,
+            self.vault,
+            self.audit,
+            self.alerts.enqueue_report,
+            guest_retention_days=config.storage.guest_retention_days,
+        )
+        self.watches: dict[str, CameraWatch] = {}
+        self.cameras: dict[str, CameraWorker] = {}
+        for camera in config.cameras:
+            watch = CameraWatch(
+                camera,
+                config.motion,
+                config.events,
+                self.events,
+                on_motion=self.alerts.publish_motion,
+            )
+            self.watches[camera.id] = watch
+            self.cameras[camera.id] = CameraWorker(
+                camera, on_frame=watch.on_frame, on_state=self._camera_state_changed
+            )
+        self._server: _EmbeddedServer | None = None
+        self._notifier = SystemdNotifier()
+
+    # -- wiring callbacks -------------------------------------------------------------------
+
+    def _camera_state_changed(self, camera_id: str, state: CameraState) -> None:
+        self.alerts.publish_camera_state(camera_id, str(state))
+
+    # -- CommandTarget (remote commands from the command centre) ----------------------------
+
+    def _watches_for(self, camera_id: str | None) -> list[CameraWatch]:
+        if camera_id is None:
+            return list(self.watches.values())
+        if camera_id not in self.watches:
+            raise ValidationError("camera", f"unknown camera {camera_id!r}")
+        return [self.watches[camera_id]]
+
+    def arm(self, camera_id: str | None) -> None:
+        for watch in self._watches_for(camera_id):
+            watch.arm()
+
+    def disarm(self, camera_id: str | None) -> None:
+        for watch in self._watches_for(camera_id):
+            watch.disarm()
+
+    def set_sensitivity(self, camera_id: str | None, value: float) -> None:
+        for watch in self._watches_for(camera_id):
+            watch.set_sensitivity(value)
+
+    def snapshot_now(self, camera_id: str) -> bytes:
+        (watch,) = self._watches_for(camera_id)
+        path = watch.snapshot_now()
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise CameraError(f"snapshot of {camera_id} could not be read: {exc}") from exc
+
+    def latest_jpeg(self, camera_id: str) -> bytes | None:
+        frame = self.cameras[camera_id].slot.latest()
+        if frame is None:
+            return None
+        ok, encoded = cv2.imencode(".jpg", frame.image, [cv2.IMWRITE_JPEG_QUALITY, 80])
+        return encoded.tobytes() if ok else None
+
+    # -- health -------------------------------------------------------------------------------
+
+    def health(self) -> dict[str, object]:
+        cameras: dict[str, object] = {}
+        degraded: list[str] = []
+        for camera_id, worker in self.cameras.items():
+            status = worker.status()
+            cameras[camera_id] = {
+                "name": status.name,
+                "state": str(status.state),
+                "fps": round(status.fps, 2),
+                "frames": status.frames,
+                "dropped": status.dropped,
+                "reconnects": status.reconnects,
+                "armed": self.watches[camera_id].armed,
+                "last_error": status.last_error,
+            }
+            if status.state not in (CameraState.ONLINE, CameraState.DISABLED):
+                degraded.append(f"camera {camera_id}")
+        mqtt = self.alerts.health()
+        if self.config.mqtt.enabled and not mqtt.get("connected"):
+            degraded.append("mqtt")
+        return {
+            "status": "degraded" if degraded else "ok",
+            "problems": degraded,
+            "device": self.config.device.id,
+            "uptime_seconds": round(time.time() - self.started_at, 1),
+            "parts": {
+                "cameras": cameras,
+                "mqtt": mqtt,
+                "system": system_health(self.config.device.data_dir),
+            },
+        }
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.alerts.start()
+        for worker in self.cameras.values():
+            worker.start()
+
+    def stop(self) -> None:
+        for worker in reversed(list(self.cameras.values())):
+            worker.stop()
+        self.alerts.stop()
+        self.database.close()
+
+    async def _housekeeping(self) -> None:
+        """Retention of media and guest data, and the systemd watchdog, off the frame path."""
+        watchdog = self._notifier.watchdog_interval_seconds()
+        last_retention = 0.0
+        while True:
+            now = time.monotonic()
+            if now - last_retention >= _HOUSEKEEPING_SECONDS or last_retention == 0.0:
+                last_retention = now
+                await asyncio.to_thread(self._apply_retention)
+            if watchdog is not None:
+                self._notifier.notify("WATCHDOG=1")
+            await asyncio.sleep(watchdog if watchdog is not None else _HOUSEKEEPING_SECONDS)
+
+    def _apply_retention(self) -> None:
+        apply_retention(self.database, self.media_dir, self.config.storage)
+        purged = self.homestays.purge_expired()
+        if purged:
+            log.info("purged %d guest registrations past retention", purged)
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set; the caller has started the parts."""
+        from web_ui.app import create_app  # noqa: PLC0415 - the web UI is the outermost layer
+        from web_ui.context import WebContext
+
+        housekeeping = asyncio.create_task(self._housekeeping())
+        server_task: asyncio.Task[None] | None = None
+        if self.config.web.enabled:
+            context = WebContext(
+                config=self.config,
+                database=self.database,
+                cameras=self.cameras,
+                homestays=self.homestays,
+                audit=self.audit,
+                accounts=self.accounts,
+                health=self.health,
+            )
+            server_config = uvicorn.Config(
+                create_app(context),
+                host=self.config.web.host,
+                port=self.config.web.port,
+                log_config=None,
+                access_log=False,
+                lifespan="on",
+            )
+            self._server = _EmbeddedServer(server_config)
+            server_task = asyncio.create_task(self._server.serve())
+            url = f"http://{self.config.web.host}:{self.config.web.port}/"
+            log.info("web UI at %s", url)
+            print(f"Web UI: {url}", flush=True)  # the demo command shows where to look
+        self._notifier.notify("READY=1")
+        stop_waiter = asyncio.create_task(stop.wait())
+        watched = [stop_waiter, housekeeping] + ([server_task] if server_task else [])
+        done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if task is not stop_waiter and not task.cancelled() and task.exception() is not None:
+                log.error("agent part failed, stopping: %r", task.exception())
+        self._notifier.notify("STOPPING=1")
+        if self._server is not None:
+            # A graceful uvicorn shutdown closes open connections within its own timeout.
+            self._server.should_exit = True
+        housekeeping.cancel()
+        stop_waiter.cancel()
+        await asyncio.gather(*watched, return_exceptions=True)
+
+
+async def _run(config: AgentConfig) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in _STOP_SIGNALS:
+        loop.add_signal_handler(sig, stop.set)
+    runtime = await asyncio.to_thread(Runtime, config)
+    log.info(
+        "agent %s starting: %d camera(s), mqtt %s",
+        config.device.id,
+        len(config.cameras),
+        "on" if config.mqtt.enabled else "off (alerts wait in the outbox)",
+    )
+    runtime.start()
+    try:
+        await runtime.serve(stop)
+    finally:
+        await asyncio.to_thread(runtime.stop)
+        log.info("agent %s stopped", config.device.id)
+    return 0
+
+
+def run_agent(config: AgentConfig) -> int:
+    """Run until SIGTERM or SIGINT; returns the process exit code."""
+    Path(config.device.data_dir).mkdir(parents=True, exist_ok=True)
+    return asyncio.run(_run(config))
