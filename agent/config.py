@@ -262,9 +262,7 @@ def apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> dict
     return raw
 
 
-def parse_config(
-    raw: dict[str, Any], environ: Mapping[str, str] | None = None
-) -> AgentConfig:
+def parse_config(raw: dict[str, Any], environ: Mapping[str, str] | None = None) -> AgentConfig:
     """Validate a raw mapping (from TOML) after applying environment overrides."""
     merged = apply_env_overrides(raw, os.environ if environ is None else environ)
     try:

@@ -194,7 +194,8 @@ class Runtime:
 
     async def serve(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set; the caller has started the parts."""
-        from web_ui.app import create_app  # noqa: PLC0415 - the web UI is the outermost layer
+        from web_ui.app import create_app
+
         from web_ui.context import WebContext
 
         housekeeping = asyncio.create_task(self._housekeeping())

@@ -3,6 +3,11 @@
 
 from pathlib import Path
 
+import pytest
+
+# Fixture modules import each other; rewrite their asserts before any of them is imported.
+pytest.register_assert_rewrite("tests.fixtures")
+
 pytest_plugins = sorted(
     f"tests.fixtures.{path.stem}"
     for path in (Path(__file__).parent / "fixtures").glob("*.py")

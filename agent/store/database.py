@@ -90,8 +90,9 @@ class Database:
             for migration in migrations:
                 if migration.version <= current:
                     continue
-                log.info("applying %s migration %d: %s", area, migration.version,
-                         migration.description)
+                log.info(
+                    "applying %s migration %d: %s", area, migration.version, migration.description
+                )
                 migration.apply(db)
                 db.execute(
                     "INSERT INTO schema_migrations (area, version, description) VALUES (?, ?, ?)",
