@@ -1,0 +1,203 @@
+"""Protection of personal data at rest: the vault key, field encryption, blind indexes, masking.
+
+Guest names, ID numbers, phone numbers and addresses are stored only as vault tokens. A token is
+``v1.<base64url(nonce || AES-256-GCM ciphertext)>``: the version prefix lets a later key or
+algorithm coexist with old rows. Exact-match search goes through a *blind index*: a keyed
+HMAC-SHA256 of the normalized value, so the database can answer "which rows carry this ID
+number" without decrypting every row and without holding anything an attacker can reverse
+without the key. Both keys are derived with HKDF from one random master key kept in a 0600 file
+outside the database, so a stolen database file alone reveals nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+import stat
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from agent.errors import KioskError
+
+log = logging.getLogger(__name__)
+
+_MASTER_KEY_BYTES = 32
+_NONCE_BYTES = 12
+_FORMAT_V1 = "v1."
+_ENCRYPTION_INFO = b"village-kiosk personal data encryption v1"
+_INDEX_INFO = b"village-kiosk personal data blind index v1"
+
+
+class VaultError(KioskError):
+    """The vault key is unusable or a token cannot be decrypted."""
+
+
+class InsecureKeyFileError(VaultError):
+    """The key file can be read or written by users other than its owner."""
+
+
+def _derive(master: bytes, info: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(master)
+
+
+def normalize_for_index(value: str) -> str:
+    """Upper-case with every whitespace removed: what a blind index is computed over."""
+    return "".join(value.split()).upper()
+
+
+class Vault:
+    """Encrypts personal fields and computes their blind indexes; built from the master key."""
+
+    def __init__(self, master_key: bytes) -> None:
+        if len(master_key) != _MASTER_KEY_BYTES:
+            raise VaultError(f"the vault key must be {_MASTER_KEY_BYTES} bytes")
+        self._aead = AESGCM(_derive(master_key, _ENCRYPTION_INFO))
+        self._index_key = _derive(master_key, _INDEX_INFO)
+
+    @classmethod
+    def load_or_create(cls, key_path: Path) -> Vault:
+        """Read the master key, creating it (mode 0600) on the first run.
+
+        A key file that group or others may access is refused rather than silently fixed: it
+        means the key may already have leaked, which an operator must know about.
+        """
+        try:
+            return cls(_read_key_file(key_path))
+        except FileNotFoundError:
+            pass
+        _create_key_file(key_path)
+        return cls(_read_key_file(key_path))
+
+    def encrypt(self, plaintext: str) -> str:
+        nonce = secrets.token_bytes(_NONCE_BYTES)
+        sealed = self._aead.encrypt(nonce, plaintext.encode("utf-8"), _FORMAT_V1.encode())
+        return _FORMAT_V1 + base64.urlsafe_b64encode(nonce + sealed).decode("ascii")
+
+    def decrypt(self, token: str) -> str:
+        if not token.startswith(_FORMAT_V1):
+            raise VaultError("not a vault token (unknown version prefix)")
+        try:
+            raw = base64.urlsafe_b64decode(token[len(_FORMAT_V1) :].encode("ascii"))
+        except (binascii.Error, UnicodeEncodeError, ValueError) as exc:
+            raise VaultError("vault token is not valid base64") from exc
+        if len(raw) < _NONCE_BYTES + 16:
+            raise VaultError("vault token is truncated")
+        try:
+            plain = self._aead.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], _FORMAT_V1.encode())
+        except InvalidTag as exc:
+            raise VaultError(
+                "vault token failed authentication: it was altered or sealed with another key"
+            ) from exc
+        return plain.decode("utf-8")
+
+    def blind_index(self, kind: str, value: str) -> str:
+        """Keyed HMAC of the normalized value; ``kind`` separates the index spaces so equal
+        strings in different fields (a name and a passport number) do not correlate."""
+        message = kind.encode("utf-8") + b"\x00" + normalize_for_index(value).encode("utf-8")
+        return hmac.new(self._index_key, message, hashlib.sha256).hexdigest()
+
+
+def _read_key_file(key_path: Path) -> bytes:
+    """The master key; FileNotFoundError propagates so the caller can create it."""
+    try:
+        fd = os.open(key_path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise VaultError(f"cannot open the vault key {key_path}: {exc.strerror}") from exc
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise VaultError(f"the vault key {key_path} is not a regular file")
+        if info.st_mode & 0o077:
+            raise InsecureKeyFileError(
+                f"the vault key {key_path} has mode {stat.S_IMODE(info.st_mode):04o}; "
+                "it must be readable by its owner only (chmod 600) — check whether it leaked"
+            )
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            text = handle.read(1024)
+    except OSError as exc:
+        raise VaultError(f"cannot read the vault key {key_path}: {exc.strerror}") from exc
+    finally:
+        os.close(fd)
+    try:
+        key = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise VaultError(f"the vault key {key_path} is corrupt (not base64)") from exc
+    if len(key) != _MASTER_KEY_BYTES:
+        raise VaultError(f"the vault key {key_path} is corrupt (wrong length)")
+    return key
+
+
+def _create_key_file(key_path: Path) -> None:
+    """Write a new key atomically: a crash never leaves a half-written key, and when two
+    processes race the first link wins and both end up using the same key."""
+    try:
+        key_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        temporary = key_path.with_name(f".{key_path.name}.{secrets.token_hex(8)}.tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(base64.b64encode(secrets.token_bytes(_MASTER_KEY_BYTES)) + b"\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            # umask may have narrowed the mode further, never widened it; make it exact.
+            temporary.chmod(0o600)
+            try:
+                os.link(temporary, key_path)
+            except FileExistsError:
+                return
+            log.info("created a new personal-data vault key at %s", key_path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                temporary.unlink()
+    except OSError as exc:
+        raise VaultError(f"cannot create the vault key {key_path}: {exc.strerror}") from exc
+
+
+def _mask_middle(value: str, head: int, tail: int) -> str:
+    """Keep ``head``/``tail`` characters and star the rest; values too short to hide at least
+    four characters that way keep at most a quarter of their length at each end instead."""
+    length = len(value)
+    if length < head + tail + 4:
+        head = tail = length // 4
+    hidden = length - head - tail
+    return value[:head] + "*" * hidden + (value[length - tail :] if tail else "")
+
+
+def mask_id_number(value: str) -> str:
+    """``110101199003070078`` -> ``110***********0078``."""
+    return _mask_middle(value.strip(), 3, 4)
+
+
+def mask_phone(value: str) -> str:
+    """``13812345678`` -> ``138****5678``."""
+    return _mask_middle(value.strip(), 3, 4)
+
+
+def mask_name(value: str) -> str:
+    """``张三丰`` -> ``张*丰``, ``李四`` -> ``李*``; a one-character name is fully hidden."""
+    name = value.strip()
+    if len(name) <= 1:
+        return "*" * len(name)
+    if len(name) == 2:
+        return name[0] + "*"
+    return name[0] + "*" * (len(name) - 2) + name[-1]
+
+
+def mask_address(value: str) -> str:
+    """Keep the first six characters (province and county in a Chinese address) only."""
+    address = value.strip()
+    if len(address) <= 6:
+        return address[: len(address) // 2] + "***"
+    return address[:6] + "***"
