@@ -1,0 +1,188 @@
+"""Remote commands from the command centre: schemas, the agent-side Protocol, one processor.
+
+A request is JSON on ``<prefix>/<device>/cmd/<name>``; the reply goes to ``…/cmd/<name>/result``.
+Whatever arrives (malformed JSON, an unknown command, out-of-range values, an unknown camera)
+produces a reply with ``ok: false`` and a clear ``error``; nothing here raises to the caller.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError as PydanticValidationError
+
+from agent.alerts.payloads import CommandReply, jsonable
+from agent.errors import KioskError, ValidationError
+
+log = logging.getLogger(__name__)
+
+_REMEMBERED_REPLIES = 256
+_MAX_REQUEST_BYTES = 64 * 1024
+
+
+class CommandTarget(Protocol):
+    """What the agent lets the command centre do; called from the alert worker thread.
+
+    Implementations raise ``agent.errors.ValidationError`` for an unknown camera.
+    """
+
+    def arm(self, camera_id: str | None) -> None: ...  # None = all cameras
+
+    def disarm(self, camera_id: str | None) -> None: ...
+
+    def snapshot_now(self, camera_id: str) -> bytes: ...  # JPEG
+
+    def set_sensitivity(self, camera_id: str | None, value: float) -> None: ...
+
+    def health(self) -> dict[str, object]: ...
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: Annotated[str, Field(min_length=1, max_length=128)]
+
+
+class ArmRequest(_Request):
+    camera: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+
+
+class SnapshotRequest(_Request):
+    camera: Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class SensitivityRequest(_Request):
+    camera: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    value: Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+
+
+class HealthRequest(_Request):
+    pass
+
+
+REQUEST_SCHEMAS: dict[str, type[_Request]] = {
+    "arm": ArmRequest,
+    "disarm": ArmRequest,
+    "snapshot": SnapshotRequest,
+    "sensitivity": SensitivityRequest,
+    "health": HealthRequest,
+}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The reply to send, plus a snapshot to publish on the camera's retained topic."""
+
+    reply: CommandReply
+    snapshot: tuple[str, bytes] | None = None
+
+
+def _describe(exc: PydanticValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"]) or "request"
+        message = "required" if error["type"] == "missing" else str(error["msg"])
+        if error["type"] == "extra_forbidden":
+            message = "unknown field"
+        problems.append(f"{where}: {message}")
+    return "; ".join(problems)
+
+
+def _request_id(data: object) -> str | None:
+    """The id of a request that failed validation, if it has a usable one, for the reply."""
+    if isinstance(data, dict):
+        value = data.get("id")
+        if isinstance(value, str) and 0 < len(value) <= 128:
+            return value
+    return None
+
+
+class CommandProcessor:
+    """Validates and executes requests; a repeated id gets the first reply, not a second run."""
+
+    def __init__(self, target: CommandTarget) -> None:
+        self._target = target
+        self._recent: OrderedDict[str, Outcome] = OrderedDict()
+        self._handlers: dict[str, Callable[[Any], Outcome]] = {
+            "arm": self._arm,
+            "disarm": self._disarm,
+            "snapshot": self._snapshot,
+            "sensitivity": self._sensitivity,
+            "health": self._health,
+        }
+
+    def handle(self, name: str, raw: bytes) -> Outcome:
+        if len(raw) > _MAX_REQUEST_BYTES:
+            return self._error(None, f"request larger than {_MAX_REQUEST_BYTES} bytes")
+        try:
+            data = json.loads(raw)
+        except (UnicodeDecodeError, ValueError):
+            return self._error(None, "request is not valid JSON")
+        schema = REQUEST_SCHEMAS.get(name)
+        if schema is None:
+            known = ", ".join(sorted(REQUEST_SCHEMAS))
+            return self._error(_request_id(data), f"unknown command {name!r} (known: {known})")
+        if not isinstance(data, dict):
+            return self._error(None, "request must be a JSON object")
+        try:
+            request = schema.model_validate(data)
+        except PydanticValidationError as exc:
+            return self._error(_request_id(data), _describe(exc))
+        remembered = self._recent.get(request.id)
+        if remembered is not None:
+            # QoS 1 may deliver a request twice; arming twice is harmless but a second
+            # snapshot or a late repeat after a newer command is not.
+            return remembered
+        outcome = self._execute(name, request)
+        self._recent[request.id] = outcome
+        while len(self._recent) > _REMEMBERED_REPLIES:
+            self._recent.popitem(last=False)
+        return outcome
+
+    def _execute(self, name: str, request: _Request) -> Outcome:
+        try:
+            return self._handlers[name](request)
+        except ValidationError as exc:
+            return self._error(request.id, str(exc))
+        except KioskError as exc:
+            log.warning("command %s failed: %s", name, exc)
+            return self._error(request.id, str(exc))
+        except Exception:  # a remote command must never take the worker down
+            log.exception("command %s crashed", name)
+            return self._error(request.id, "internal error while executing the command")
+
+    def _arm(self, request: ArmRequest) -> Outcome:
+        self._target.arm(request.camera)
+        return self._ok(request.id, {"camera": request.camera, "armed": True})
+
+    def _disarm(self, request: ArmRequest) -> Outcome:
+        self._target.disarm(request.camera)
+        return self._ok(request.id, {"camera": request.camera, "armed": False})
+
+    def _snapshot(self, request: SnapshotRequest) -> Outcome:
+        jpeg = self._target.snapshot_now(request.camera)
+        if not jpeg.startswith(b"\xff\xd8"):
+            raise KioskError(f"camera {request.camera} returned no JPEG image")
+        result = {"camera": request.camera, "bytes": len(jpeg)}
+        return Outcome(CommandReply(id=request.id, ok=True, result=result), (request.camera, jpeg))
+
+    def _sensitivity(self, request: SensitivityRequest) -> Outcome:
+        self._target.set_sensitivity(request.camera, request.value)
+        return self._ok(request.id, {"camera": request.camera, "value": request.value})
+
+    def _health(self, request: HealthRequest) -> Outcome:
+        return self._ok(request.id, jsonable(dict(self._target.health())))
+
+    @staticmethod
+    def _ok(request_id: str, result: dict[str, Any]) -> Outcome:
+        return Outcome(CommandReply(id=request_id, ok=True, result=result))
+
+    @staticmethod
+    def _error(request_id: str | None, message: str) -> Outcome:
+        return Outcome(CommandReply(id=request_id, ok=False, error=message))

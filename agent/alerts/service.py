@@ -1,0 +1,298 @@
+"""AlertService: the one object the runtime wires in for alerts, reports, state and commands."""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from pathlib import Path
+
+import sqlite_utils
+
+from agent.alerts import outbox
+from agent.alerts.commands import CommandProcessor, CommandTarget
+from agent.alerts.discovery import DiscoveredCamera, discovery_messages
+from agent.alerts.link import MqttLink, StateMessage
+from agent.alerts.outbox import MessageKind, OutboxLimits
+from agent.alerts.payloads import (
+    CommandReply,
+    EventTransitionLike,
+    ReportMessage,
+    event_message,
+    iso_utc,
+    jsonable,
+)
+from agent.alerts.system_health import read_system
+from agent.alerts.topics import Topics, check_segment
+from agent.config import AgentConfig
+from agent.errors import StoreError
+from agent.store.database import Database
+
+log = logging.getLogger(__name__)
+
+_COMMAND_QUEUE = 64
+_MAX_SNAPSHOT_BYTES = 8 * 1024 * 1024
+_VERSION = "0.1.0"
+
+
+def default_client_id(config: AgentConfig) -> str:
+    """Stable across restarts: the broker finds the kiosk's session (and queued commands) by it."""
+    return config.mqtt.client_id or f"village-kiosk-{config.device.id}"
+
+
+class AlertService:
+    """Outbox writes for the callers, the MQTT link and the command worker behind them.
+
+    ``start``/``stop`` block briefly (thread start/join, a final publish); call them from a
+    worker thread (``asyncio.to_thread``) when on the event loop. The ``enqueue_*`` methods run
+    inside the caller's write transaction; the publish methods never block on the network.
+    """
+
+    def __init__(self, config: AgentConfig, database: Database, target: CommandTarget) -> None:
+        self._config = config
+        self._database = database
+        self._topics = Topics(config.mqtt.prefix, config.device.id)
+        self._limits = OutboxLimits(config.mqtt.outbox_max_rows, config.mqtt.outbox_max_bytes)
+        self._media_dir = (config.device.data_dir / "media").resolve()
+        self._processor = CommandProcessor(target)
+        self._target = target
+        self._started = time.monotonic()
+        self._state_lock = threading.Lock()
+        self._camera_states: dict[str, str] = {}
+        self._motion: dict[str, bool] = {}
+        self._commands: queue.Queue[tuple[str, bytes] | None] = queue.Queue(_COMMAND_QUEUE)
+        self._worker: threading.Thread | None = None
+        self._stop = threading.Event()
+        outbox.migrate(database)
+        self._link: MqttLink | None = None
+        if config.mqtt.enabled:
+            self._link = MqttLink(
+                config=config.mqtt,
+                client_id=default_client_id(config),
+                topics=self._topics,
+                database=database,
+                on_command=self._receive_command,
+                state_messages=self._state_messages,
+            )
+
+    @property
+    def topics(self) -> Topics:
+        return self._topics
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._link is None:
+            log.info("MQTT disabled: alerts wait in the outbox")
+            return
+        self._stop.clear()
+        self._link.start()
+        self._worker = threading.Thread(target=self._work, name="alert-worker", daemon=True)
+        self._worker.start()
+
+    def stop(self) -> None:
+        if self._worker is not None:
+            self._stop.set()
+            self._commands.put(None)
+            self._worker.join(10)
+            self._worker = None
+        if self._link is not None:
+            self._link.stop()
+
+    def health(self) -> dict[str, object]:
+        with self._database.read() as db:
+            stats = outbox.stats(db)
+        link = self._link.stats() if self._link else {"connected": False}
+        return {
+            "enabled": self._link is not None,
+            **link,
+            "outbox": {
+                "depth": stats.depth,
+                "bytes": stats.bytes,
+                "oldest_age_seconds": stats.oldest_age_seconds,
+                "dropped": stats.dropped,
+            },
+        }
+
+    # ---- outbox writes (inside the caller's transaction) ------------------------------------
+
+    def enqueue_event(self, db: sqlite_utils.Database, transition: EventTransitionLike) -> None:
+        """Queue the event message, and its snapshot on the camera's retained topic."""
+        camera_id = check_segment("camera", transition.camera_id)
+        message_id = outbox.new_message_id()
+        message = event_message(message_id, outbox.next_sequence(db), transition)
+        outbox.enqueue(
+            db,
+            topic=self._topics.events,
+            payload=message.model_dump_json().encode(),
+            kind=MessageKind.ALERT,
+            limits=self._limits,
+            message_id=message_id,
+        )
+        if transition.snapshot_path is not None and transition.kind != "end":
+            jpeg = self._read_snapshot(transition.snapshot_path)
+            if jpeg is not None:
+                outbox.enqueue(
+                    db,
+                    topic=self._topics.camera_snapshot(camera_id),
+                    payload=jpeg,
+                    kind=MessageKind.SNAPSHOT,
+                    limits=self._limits,
+                    retain=True,
+                    replace_pending=True,
+                )
+        self._wake()
+
+    def enqueue_report(
+        self, db: sqlite_utils.Database, kind: str, payload: dict[str, object]
+    ) -> None:
+        topic = self._topics.report(kind)
+        message_id = outbox.new_message_id()
+        message = ReportMessage(
+            id=message_id,
+            seq=outbox.next_sequence(db),
+            kind=kind,
+            ts=iso_utc(time.time()),
+            data=jsonable(payload),
+        )
+        outbox.enqueue(
+            db,
+            topic=topic,
+            payload=message.model_dump_json().encode(),
+            kind=MessageKind.REPORT,
+            limits=self._limits,
+            message_id=message_id,
+        )
+        self._wake()
+
+    def _read_snapshot(self, relative: str | Path) -> bytes | None:
+        path = (self._media_dir / relative).resolve()
+        if not path.is_relative_to(self._media_dir):
+            log.warning("snapshot path outside the media directory ignored")
+            return None
+        try:
+            with path.open("rb") as handle:
+                data = handle.read(_MAX_SNAPSHOT_BYTES + 1)
+        except OSError as exc:
+            # The event itself still goes out; only its picture is missing.
+            log.warning("cannot read snapshot %s: %s", relative, exc.strerror)
+            return None
+        if len(data) > _MAX_SNAPSHOT_BYTES:
+            log.warning("snapshot %s larger than %d bytes not sent", relative, _MAX_SNAPSHOT_BYTES)
+            return None
+        return data
+
+    def _wake(self) -> None:
+        if self._link is not None:
+            self._link.wake()
+
+    # ---- live state (retained, republished on every connect) -------------------------------
+
+    def publish_camera_state(self, camera_id: str, state: str) -> None:
+        topic = self._topics.camera_state(camera_id)
+        with self._state_lock:
+            changed = self._camera_states.get(camera_id) != state
+            self._camera_states[camera_id] = state
+        if changed and self._link is not None:
+            self._link.publish(topic, state.encode(), retain=True)
+
+    def publish_motion(self, camera_id: str, active: bool) -> None:
+        topic = self._topics.camera_motion(camera_id)
+        with self._state_lock:
+            changed = self._motion.get(camera_id) != active
+            self._motion[camera_id] = active
+        if changed and self._link is not None:
+            self._link.publish(topic, b"ON" if active else b"OFF", retain=True)
+
+    def _state_messages(self) -> list[StateMessage]:
+        messages = [StateMessage(self._topics.status, b"online")]
+        with self._state_lock:
+            states = dict(self._camera_states)
+            motion = dict(self._motion)
+        messages += [
+            StateMessage(self._topics.camera_state(camera), state.encode())
+            for camera, state in states.items()
+        ]
+        messages += [
+            StateMessage(self._topics.camera_motion(camera), b"ON" if active else b"OFF")
+            for camera, active in motion.items()
+        ]
+        if self._config.mqtt.home_assistant_discovery:
+            cameras = [DiscoveredCamera(c.id, c.name) for c in self._config.cameras]
+            messages += [
+                StateMessage(topic, payload)
+                for topic, payload in discovery_messages(
+                    topics=self._topics,
+                    discovery_prefix=self._config.mqtt.discovery_prefix,
+                    device_name=self._config.device.name,
+                    cameras=cameras,
+                    version=_VERSION,
+                )
+            ]
+        return messages
+
+    # ---- commands and periodic health (the alert worker thread) ----------------------------
+
+    def _receive_command(self, name: str, payload: bytes) -> None:
+        """Runs on paho's thread: hand over, never execute (a snapshot may take a while)."""
+        try:
+            self._commands.put_nowait((name, payload))
+        except queue.Full:
+            log.warning("command queue full; command %s refused", name)
+            self._reply(name, CommandReply(id=None, ok=False, error="kiosk busy, try again"))
+
+    def _work(self) -> None:
+        interval = self._config.mqtt.health_interval_seconds
+        next_health = time.monotonic()
+        while not self._stop.is_set():
+            if time.monotonic() >= next_health:
+                self._publish_health()
+                next_health = time.monotonic() + interval
+            try:
+                item = self._commands.get(timeout=max(0.0, next_health - time.monotonic()))
+            except queue.Empty:
+                continue
+            if item is None:
+                return
+            name, payload = item
+            outcome = self._processor.handle(name, payload)
+            if outcome.snapshot is not None and self._link is not None:
+                camera_id, jpeg = outcome.snapshot
+                self._link.publish(self._topics.camera_snapshot(camera_id), jpeg, retain=True)
+            self._reply(name, outcome.reply)
+            if not outcome.reply.ok:
+                log.info("command %s rejected: %s", name, outcome.reply.error)
+
+    def _reply(self, name: str, reply: CommandReply) -> None:
+        if self._link is not None:
+            topic = self._topics.command_result(name)
+            self._link.publish(topic, reply.model_dump_json(exclude_none=True).encode())
+
+    def health_message(self) -> dict[str, object]:
+        """The periodic ``health`` payload: host readings, the agent's cameras, outbox, link."""
+        try:
+            agent: object = jsonable(dict(self._target.health()))
+        except Exception:  # health must still go out when a part misbehaves
+            log.exception("agent health unavailable")
+            agent = {"error": "unavailable"}
+        link = self.health()
+        return {
+            "ts": iso_utc(time.time()),
+            "device": self._config.device.id,
+            "system": read_system(self._config.device.data_dir, self._started),
+            "agent": agent,
+            "outbox": link.pop("outbox"),
+            "link": link,
+        }
+
+    def _publish_health(self) -> None:
+        if self._link is None or not self._link.connected:
+            return
+        try:
+            message = self.health_message()
+        except StoreError as exc:
+            log.warning("health not published: %s", exc)
+            return
+        self._link.publish(self._topics.health, json.dumps(jsonable(message)).encode())
