@@ -183,7 +183,7 @@ class CameraWorker:
             )
             return
         self._thread = None
-        self._set_state(CameraState.OFFLINE)
+        self._set_state(CameraState.OFFLINE, reason="stopped")
 
     def status(self) -> CameraStatus:
         now = time.monotonic()
@@ -216,22 +216,27 @@ class CameraWorker:
         span = recent[-1] - recent[0]
         return (len(recent) - 1) / span if span > 0 else 0.0
 
-    def _set_state(self, state: CameraState, *, always_emit: bool = False) -> None:
+    def _set_state(
+        self, state: CameraState, *, always_emit: bool = False, reason: str | None = None
+    ) -> None:
         with self._lock:
             previous, self._state = self._state, state
-            error = self._last_error
+            if state is CameraState.ONLINE:
+                # The rate of the previous session would drag the measured fps down.
+                self._recent.clear()
+            reason = reason or self._last_error
         if previous is state and not always_emit:
             return
         if previous is state:
             logger.info("camera %s (%s): %s", self.config.id, self._description, state)
-        elif state in (CameraState.RECONNECTING, CameraState.OFFLINE) and error:
+        elif state in (CameraState.RECONNECTING, CameraState.OFFLINE) and reason:
             logger.warning(
                 "camera %s (%s): %s → %s: %s",
                 self.config.id,
                 self._description,
                 previous,
                 state,
-                error,
+                reason,
             )
         else:
             logger.info(
