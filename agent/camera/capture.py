@@ -319,14 +319,18 @@ class CameraWorker:
             now = time.monotonic()
             if now - last_good > stall_timeout:
                 raise _SourceLostError(f"no usable frame for {stall_timeout:g} s")
-            if not reader.live and now < next_due and self._stop_requested.wait(next_due - now):
-                return
+            if not reader.live:
+                # A paced source gets one read per tick, whether or not the read is usable.
+                if now < next_due and self._stop_requested.wait(next_due - now):
+                    return
+                next_due = self._next_tick(next_due, time.monotonic())
             if not reader.grab():
                 failed_reads += 1
                 self._count_dropped()
                 if failed_reads >= MAX_FAILED_READS:
                     raise _SourceLostError(f"{self._description} stopped sending frames")
-                self._stop_requested.wait(min(interval, 0.1))
+                if reader.live:
+                    self._stop_requested.wait(min(interval, 0.1))
                 continue
             failed_reads = 0
             now = time.monotonic()
@@ -336,10 +340,14 @@ class CameraWorker:
             if image is None:
                 self._count_dropped()
                 continue
-            # Never schedule more than one interval of catch-up, so a hiccup causes no burst.
-            next_due = max(next_due + interval, now - interval)
+            if reader.live:
+                next_due = self._next_tick(next_due, now)
             last_good = now
             self._publish(image)
+
+    def _next_tick(self, due: float, now: float) -> float:
+        # Never schedule more than one interval of catch-up, so a hiccup causes no burst.
+        return max(due + self._interval, now - self._interval)
 
     def _conform(self, image: object) -> np.ndarray | None:
         """The frame as BGR uint8 at the configured size, or None when it is unusable."""

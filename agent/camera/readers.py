@@ -190,7 +190,8 @@ class FileReader(_OpenCvReader):
         file_fps = float(self._require_capture().get(cv2.CAP_PROP_FPS))
         valid = math.isfinite(file_fps) and file_fps > 0
         self._step = max(1.0, file_fps / self._target_fps) if valid else 1.0
-        self._credit = 0.0
+        # The first tick takes exactly one frame, so playback starts at the file's first frame.
+        self._credit = 1.0 - self._step
         self._frames_since_open = 0
 
     def _grab_one(self) -> bool:
@@ -202,11 +203,9 @@ class FileReader(_OpenCvReader):
         if not self._loop:
             raise SourceEndedError(f"{self._description}: end of file")
         # Reopening is the one way back to the start that every container supports.
-        self.open()
-        if not super().grab():
-            raise CameraError(f"{self._description} has no readable frame")
-        self._frames_since_open = 1
-        return True
+        super().open()
+        self._frames_since_open = 0
+        return self._grab_one()
 
     def grab(self) -> bool:
         self._credit += self._step
