@@ -1,0 +1,85 @@
+"""The web UI's app factory; the runtime serves the result with uvicorn in the agent process."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.staticfiles import StaticFiles
+from starlette.responses import Response
+
+from web_ui.context import WebContext
+from web_ui.errors import install_error_handlers
+from web_ui.i18n import LANGUAGE_COOKIE, pick_language
+from web_ui.rendering import build_templates
+from web_ui.routes import api, auth, homestays, police, status
+from web_ui.security import CSRF_COOKIE
+from web_ui.snapshots import ViewAuditThrottle
+from web_ui.throttle import LoginThrottle
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+# Pages load only their own script and style; no inline code, no third-party origin.
+_SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+}
+
+
+def create_app(context: WebContext) -> FastAPI:
+    app = FastAPI(
+        title="Village kiosk",
+        summary="Local web UI and JSON API of a village video-patrol kiosk",
+        version="1",
+        docs_url=None,  # the interactive docs load scripts from a CDN the kiosk cannot reach
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
+    app.state.context = context
+    app.state.templates = build_templates()
+    app.state.login_throttle = LoginThrottle()
+    app.state.camera_view_audit = ViewAuditThrottle()
+    install_error_handlers(app)
+
+    @app.middleware("http")
+    async def visitor_state(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        # Every visitor gets a CSRF cookie before signing in, so the sign-in form and the
+        # language switch are protected too (double submit: form field == cookie).
+        anonymous_csrf = request.cookies.get(CSRF_COOKIE, "")
+        fresh = not (20 <= len(anonymous_csrf) <= 128)
+        if fresh:
+            anonymous_csrf = secrets.token_urlsafe(32)
+        request.state.anonymous_csrf = anonymous_csrf
+        request.state.language = pick_language(
+            request.cookies.get(LANGUAGE_COOKIE), context.config.web.language
+        )
+        response = await call_next(request)
+        if fresh:
+            response.set_cookie(
+                CSRF_COOKIE,
+                anonymous_csrf,
+                httponly=True,
+                samesite="lax",
+                secure=context.config.web.secure_cookies,
+                path="/",
+            )
+        for name, value in _SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    app.include_router(status.router)
+    app.include_router(auth.router)
+    app.include_router(homestays.router)
+    app.include_router(police.router)
+    app.include_router(api.router, prefix="/api")
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app

@@ -1,0 +1,79 @@
+"""Everything the web UI needs from the agent, handed over by the runtime in one object."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from agent.accounts import AccountStore
+from agent.audit import AuditLog
+from agent.config import AgentConfig
+from agent.store.database import Database
+from agent.village.homestay import HomestayService
+
+
+class FrameLike(Protocol):
+    @property
+    def image(self) -> npt.NDArray[np.uint8]: ...  # BGR
+
+    @property
+    def seq(self) -> int: ...
+
+    @property
+    def ts(self) -> float: ...
+
+
+class FrameSlotLike(Protocol):
+    def latest(self) -> FrameLike | None: ...
+
+
+class CameraStatusLike(Protocol):
+    """The figures of agent.camera.capture.CameraStatus the UI shows."""
+
+    @property
+    def camera_id(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def state(self) -> str: ...  # a StrEnum: starting/online/reconnecting/offline/disabled
+
+    @property
+    def fps(self) -> float: ...
+
+    @property
+    def frames(self) -> int: ...
+
+    @property
+    def last_frame_ts(self) -> float | None: ...
+
+    @property
+    def width(self) -> int | None: ...
+
+    @property
+    def height(self) -> int | None: ...
+
+
+class CameraLike(Protocol):
+    """A capture worker (agent.camera.capture.CameraWorker) as the UI sees it."""
+
+    @property
+    def slot(self) -> FrameSlotLike: ...
+
+    def status(self) -> CameraStatusLike: ...
+
+
+@dataclass
+class WebContext:
+    config: AgentConfig
+    database: Database
+    cameras: Mapping[str, CameraLike]
+    homestays: HomestayService
+    audit: AuditLog
+    accounts: AccountStore
+    health: Callable[[], dict[str, object]]

@@ -1,0 +1,96 @@
+"""Jinja2 page rendering with the visitor's language and CSRF token in every template."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from starlette.responses import Response
+
+from agent.accounts import Role
+from web_ui.i18n import LANGUAGES, Translator
+from web_ui.security import CSRF_FIELD, Principal
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+
+# What each role sees in the navigation bar: (path, catalog key).
+_NAV: dict[str | None, list[tuple[str, str]]] = {
+    None: [("/", "nav.status"), ("/login", "nav.login")],
+    Role.HOST: [("/", "nav.status"), ("/host/homestays", "nav.homestays")],
+    Role.ADMIN: [
+        ("/", "nav.status"),
+        ("/admin/homestays", "nav.admin_homestays"),
+        ("/police/audit", "nav.audit"),
+    ],
+    Role.POLICE: [
+        ("/", "nav.status"),
+        ("/police/registrations", "nav.registrations"),
+        ("/police/audit", "nav.audit"),
+    ],
+    Role.FAMILY: [("/", "nav.status")],
+}
+
+
+def _format_time(value: object, with_seconds: bool = False) -> str:
+    """Local wall-clock text for an epoch float or datetime; '' for None."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, int | float):
+        value = dt.datetime.fromtimestamp(value)
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone()
+        return value.strftime("%Y-%m-%d %H:%M:%S" if with_seconds else "%Y-%m-%d %H:%M")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def build_templates() -> Jinja2Templates:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES_DIR),
+        autoescape=select_autoescape(["html"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["when"] = _format_time
+    return Jinja2Templates(env=env)
+
+
+def translator(request: Request) -> Translator:
+    return Translator(str(request.state.language))
+
+
+def render(
+    request: Request,
+    template: str,
+    principal: Principal,
+    *,
+    status_code: int = 200,
+    **context: Any,
+) -> Response:
+    templates: Jinja2Templates = request.app.state.templates
+    t = translator(request)
+    return templates.TemplateResponse(
+        request,
+        template,
+        {
+            "t": t,
+            "lang": t.language,
+            "languages": LANGUAGES,
+            "principal": principal,
+            "csrf_field": CSRF_FIELD,
+            "csrf_token": principal.csrf_token,
+            "nav": _NAV[principal.role],
+            "path": request.url.path,
+            "device_name": request.app.state.context.config.device.name,
+            **context,
+        },
+        status_code=status_code,
+        headers={"Cache-Control": "no-store"},
+    )

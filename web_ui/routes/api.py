@@ -1,0 +1,279 @@
+"""The JSON API beside the pages (mounted under /api), described by /api/openapi.json.
+
+Errors are ``{"error": {"field", "code", "message"}}`` with a 4xx status. A session-cookie
+client sends the CSRF token from ``POST /api/session`` as ``X-CSRF-Token`` on every POST.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import Response
+
+from agent.accounts import Role
+from agent.village.homestay import (
+    CompanionRecord,
+    GuestInput,
+    GuestRecord,
+    Homestay,
+    RecordNotFoundError,
+)
+from web_ui.errors import NotFoundError
+from web_ui.params import MAX_RECORD_ID, RecordId
+from web_ui.routes.homestays import create_homestay_checked, own_homestay
+from web_ui.routes.police import AUDIT_PAGE_SIZE
+from web_ui.security import Principal, require_roles, web_context
+
+_ERROR = {"content": {"application/json": {"example": {"error": {
+    "field": "id_number", "code": "id_number.check_digit", "message": "…"}}}}}  # fmt: skip
+router = APIRouter(
+    responses={
+        401: {"description": "not signed in", **_ERROR},
+        403: {"description": "wrong role or missing CSRF token", **_ERROR},
+        422: {"description": "invalid input; field and code name the problem", **_ERROR},
+    }
+)
+
+
+class HomestayIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(max_length=200)]
+    address: Annotated[str, Field(max_length=400)]
+    rooms: Annotated[int, Field(ge=-(2**31), le=2**31)]
+    host_username: Annotated[str, Field(max_length=64)]
+
+
+class HomestayOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    address: str
+    rooms: int
+    host_username: str
+    created_at: dt.datetime
+
+
+class CompanionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    name: str
+    id_type: str
+    id_number: str
+    birth_date: dt.date
+    nationality: str
+    foreign: bool
+
+
+class GuestOut(BaseModel):
+    """A registration; ``masked`` tells whether name, number, phone and address are masked."""
+
+    id: int
+    homestay_id: int
+    homestay_name: str
+    name: str
+    sex: str
+    ethnicity: str
+    birth_date: dt.date
+    id_type: str
+    id_number: str
+    phone: str
+    address: str
+    room: str
+    check_in: dt.datetime
+    expected_check_out: dt.date
+    checked_out_at: dt.datetime | None
+    nationality: str
+    foreign: bool
+    companions: list[CompanionOut]
+    masked: bool
+
+    @classmethod
+    def of(cls, record: GuestRecord) -> GuestOut:
+        fields: dict[str, Any] = {name: getattr(record, name) for name in cls.model_fields}
+        fields["companions"] = [_companion(c) for c in record.companions]
+        return cls.model_validate(fields)
+
+
+def _companion(record: CompanionRecord) -> CompanionOut:
+    return CompanionOut.model_validate(record, from_attributes=True)
+
+
+class AuditEntryOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    at: str
+    actor: str
+    action: str
+    subject: str
+    detail: str
+
+
+def _homestay_out(homestay: Homestay) -> HomestayOut:
+    return HomestayOut.model_validate(homestay, from_attributes=True)
+
+
+@router.get("/homestays", tags=["homestays"])
+def list_homestays(
+    request: Request,
+    principal: Annotated[Principal, require_roles(Role.HOST, Role.ADMIN, Role.POLICE)],
+) -> list[HomestayOut]:
+    """A host sees their own homestays; admin and police see all."""
+    only = principal.username if principal.role is Role.HOST else None
+    homestays = web_context(request).homestays.list_homestays(host_username=only)
+    return [_homestay_out(h) for h in homestays]
+
+
+@router.post("/homestays", tags=["homestays"], status_code=201)
+def create_homestay(
+    request: Request,
+    body: HomestayIn,
+    principal: Annotated[Principal, require_roles(Role.ADMIN)],
+) -> HomestayOut:
+    homestay = create_homestay_checked(
+        web_context(request), body.name, body.address, body.rooms, body.host_username
+    )
+    return _homestay_out(homestay)
+
+
+@router.post(
+    "/homestays/{homestay_id}/guests",
+    tags=["guests"],
+    status_code=201,
+    responses={404: {"description": "no such homestay of this host", **_ERROR}},
+)
+def check_in(
+    request: Request,
+    homestay_id: RecordId,
+    guest: GuestInput,
+    principal: Annotated[Principal, require_roles(Role.HOST)],
+) -> GuestOut:
+    """Register a guest (and companions) at one of the host's homestays; returns it masked."""
+    context = web_context(request)
+    homestay = own_homestay(context, principal, homestay_id)
+    try:
+        record = context.homestays.check_in(homestay.id, guest, actor=principal.actor)
+    except RecordNotFoundError as exc:
+        raise NotFoundError("homestay") from exc
+    return GuestOut.of(record)
+
+
+@router.post(
+    "/guests/{guest_id}/checkout",
+    tags=["guests"],
+    responses={404: {"description": "no such guest at this host's homestays", **_ERROR}},
+)
+def check_out(
+    request: Request,
+    guest_id: RecordId,
+    principal: Annotated[Principal, require_roles(Role.HOST)],
+) -> GuestOut:
+    context = web_context(request)
+    try:
+        guest = context.homestays.get_guest(guest_id, actor=principal.actor)
+        own_homestay(context, principal, guest.homestay_id)
+        record = context.homestays.check_out(guest_id, actor=principal.actor)
+    except RecordNotFoundError as exc:
+        raise NotFoundError("guest") from exc
+    return GuestOut.of(record)
+
+
+@router.get("/guests", tags=["guests"])
+def search_guests(
+    request: Request,
+    principal: Annotated[Principal, require_roles(Role.POLICE, Role.HOST)],
+    name: Annotated[str | None, Query(max_length=100)] = None,
+    id_number: Annotated[str | None, Query(max_length=100)] = None,
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+    homestay_id: Annotated[int | None, Query(ge=1, le=MAX_RECORD_ID)] = None,
+    active_only: bool = False,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[GuestOut]:
+    """Masked registrations, newest first; a host searches only their own homestays."""
+    host = principal.username if principal.role is Role.HOST else None
+    records = web_context(request).homestays.search(
+        name=name or None,
+        id_number=id_number or None,
+        date_from=date_from,
+        date_to=date_to,
+        homestay_id=homestay_id,
+        host_username=host,
+        active_only=active_only,
+        limit=limit,
+    )
+    return [GuestOut.of(r) for r in records]
+
+
+@router.get(
+    "/guests.csv",
+    tags=["guests"],
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}}},
+)
+def export_guests(
+    request: Request,
+    principal: Annotated[Principal, require_roles(Role.POLICE)],
+    name: Annotated[str | None, Query(max_length=100)] = None,
+    id_number: Annotated[str | None, Query(max_length=100)] = None,
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+    homestay_id: Annotated[int | None, Query(ge=1, le=MAX_RECORD_ID)] = None,
+    active_only: bool = False,
+) -> Response:
+    """Unmasked CSV export (audited)."""
+    body = web_context(request).homestays.export_csv(
+        actor=principal.actor,
+        name=name or None,
+        id_number=id_number or None,
+        date_from=date_from,
+        date_to=date_to,
+        homestay_id=homestay_id,
+        active_only=active_only,
+    )
+    return Response(
+        body.encode("utf-8"),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="registrations.csv"'},
+    )
+
+
+@router.get(
+    "/guests/{guest_id}",
+    tags=["guests"],
+    responses={404: {"description": "no such guest", **_ERROR}},
+)
+def get_guest(
+    request: Request,
+    guest_id: RecordId,
+    principal: Annotated[Principal, require_roles(Role.POLICE)],
+) -> GuestOut:
+    """One registration in full (audited as guest.view_unmasked)."""
+    try:
+        record = web_context(request).homestays.get_guest(
+            guest_id, actor=principal.actor, unmasked=True
+        )
+    except RecordNotFoundError as exc:
+        raise NotFoundError("guest") from exc
+    return GuestOut.of(record)
+
+
+@router.get("/audit", tags=["audit"])
+def audit_entries(
+    request: Request,
+    principal: Annotated[Principal, require_roles(Role.POLICE, Role.ADMIN)],
+    actor: Annotated[str | None, Query(max_length=100)] = None,
+    action: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = AUDIT_PAGE_SIZE,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> list[AuditEntryOut]:
+    """Newest first."""
+    entries = web_context(request).audit.entries(
+        limit=limit, offset=offset, actor=actor or None, action=action or None
+    )
+    return [AuditEntryOut.model_validate(e, from_attributes=True) for e in entries]

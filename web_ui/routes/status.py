@@ -1,0 +1,155 @@
+"""The kiosk's home: camera status (public), live snapshots (police and admin), /healthz.
+
+Who sees camera images: state and frame rate of every camera are public, so the kiosk screen
+and any villager can tell whether the patrol cameras work. The images themselves show people
+on the square and are shown only to police and admin accounts; every such view is audited as
+``camera.view`` (once per viewer and camera per five minutes, since the page refreshes the
+picture every few seconds).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.responses import Response
+
+from agent.accounts import Role
+from web_ui.context import CameraLike, WebContext
+from web_ui.errors import NotFoundError
+from web_ui.rendering import render
+from web_ui.security import Principal, public, require_roles, web_context
+from web_ui.snapshots import ViewAuditThrottle, encode_jpeg
+
+router = APIRouter()
+
+SNAPSHOT_ROLES = (Role.POLICE, Role.ADMIN)
+_UNHEALTHY = frozenset({"error", "down", "offline", "failed", "degraded", "unhealthy"})
+
+
+class CameraSummary(BaseModel):
+    id: str
+    name: str
+    state: str
+    fps: float
+    frames: int
+    width: int | None
+    height: int | None
+    last_frame_age_seconds: float | None
+
+
+class HealthReport(BaseModel):
+    status: str  # "ok" or "degraded"
+    parts: dict[str, Any]
+
+
+def _summary(context: WebContext, camera_id: str, camera: CameraLike) -> CameraSummary:
+    status = camera.status()
+    name = status.name
+    if not name:
+        try:
+            name = context.config.camera(camera_id).name
+        except KeyError:
+            name = ""
+    last = status.last_frame_ts
+    return CameraSummary(
+        id=camera_id,
+        name=name or camera_id,
+        state=str(status.state),
+        fps=round(float(status.fps), 1),
+        frames=int(status.frames),
+        width=status.width,
+        height=status.height,
+        last_frame_age_seconds=round(time.time() - last, 1) if last else None,
+    )
+
+
+def camera_summaries(context: WebContext) -> list[CameraSummary]:
+    return [_summary(context, cid, camera) for cid, camera in context.cameras.items()]
+
+
+def part_is_healthy(value: object) -> bool:
+    """A part reports False, or a mapping with ``ok: false`` / a bad ``status``, when unwell."""
+    if value is False:
+        return False
+    if isinstance(value, dict):
+        if value.get("ok") is False or value.get("healthy") is False:
+            return False
+        status = value.get("status", value.get("state"))
+        if isinstance(status, str) and status.lower() in _UNHEALTHY:
+            return False
+    return True
+
+
+@router.get("/", include_in_schema=False)
+def status_page(request: Request, principal: Annotated[Principal, public()]) -> Response:
+    context = web_context(request)
+    return render(
+        request,
+        "status.html",
+        principal,
+        cameras=camera_summaries(context),
+        show_snapshots=principal.role in SNAPSHOT_ROLES,
+    )
+
+
+@router.get("/status", include_in_schema=False)
+def status_alias(request: Request, principal: Annotated[Principal, public()]) -> Response:
+    return status_page(request, principal)
+
+
+@router.get("/api/cameras", tags=["cameras"])
+def list_cameras(
+    request: Request, principal: Annotated[Principal, public()]
+) -> list[CameraSummary]:
+    """State and frame rate of every camera (no images)."""
+    return camera_summaries(web_context(request))
+
+
+@router.get(
+    "/cameras/{camera_id}/snapshot.jpg",
+    tags=["cameras"],
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}}}, 404: {}, 503: {}},
+)
+def camera_snapshot(
+    request: Request,
+    camera_id: str,
+    principal: Annotated[Principal, require_roles(*SNAPSHOT_ROLES)],
+) -> Response:
+    """The camera's latest frame as JPEG, privacy masks blacked out; audited."""
+    context = web_context(request)
+    camera = context.cameras.get(camera_id)
+    if camera is None:
+        raise NotFoundError("camera")
+    frame = camera.slot.latest()
+    if frame is None:
+        return JSONResponse(
+            {"error": {"field": None, "code": "camera.no_frame", "message": "no frame yet"}},
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
+    try:
+        masks = context.config.camera(camera_id).privacy_masks
+    except KeyError:
+        masks = []
+    body = encode_jpeg(frame.image, masks)
+    throttle: ViewAuditThrottle = request.app.state.camera_view_audit
+    if throttle.should_record(principal.actor, camera_id):
+        context.audit.record(principal.actor, "camera.view", f"camera:{camera_id}", "snapshot")
+    return Response(
+        body,
+        media_type="image/jpeg",
+        headers={"Cache-Control": "no-store", "X-Frame-Seq": str(frame.seq)},
+    )
+
+
+@router.get("/healthz", tags=["health"])
+def healthz(request: Request, principal: Annotated[Principal, public()]) -> HealthReport:
+    """Overall and per-part health; ``degraded`` when any part reports trouble."""
+    parts = web_context(request).health()
+    healthy = all(part_is_healthy(value) for value in parts.values())
+    return HealthReport(status="ok" if healthy else "degraded", parts=parts)
