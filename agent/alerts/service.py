@@ -248,8 +248,9 @@ class AlertService:
         next_health = time.monotonic()
         while not self._stop.is_set():
             if time.monotonic() >= next_health:
-                self._publish_health()
-                next_health = time.monotonic() + interval
+                # Until the link is up, try again soon so the first health follows the connect.
+                published = self._publish_health()
+                next_health = time.monotonic() + (interval if published else 1.0)
             try:
                 item = self._commands.get(timeout=max(0.0, next_health - time.monotonic()))
             except queue.Empty:
@@ -268,7 +269,9 @@ class AlertService:
     def _reply(self, name: str, reply: CommandReply) -> None:
         if self._link is not None:
             topic = self._topics.command_result(name)
-            self._link.publish(topic, reply.model_dump_json(exclude_none=True).encode())
+            # "id" stays even when null (an unreadable request), so every reply has one.
+            body = {"id": reply.id, **reply.model_dump(exclude_none=True)}
+            self._link.publish(topic, json.dumps(body, ensure_ascii=False).encode())
 
     def health_message(self) -> dict[str, object]:
         """The periodic ``health`` payload: host readings, the agent's cameras, outbox, link."""
@@ -287,12 +290,12 @@ class AlertService:
             "link": link,
         }
 
-    def _publish_health(self) -> None:
+    def _publish_health(self) -> bool:
         if self._link is None or not self._link.connected:
-            return
+            return False
         try:
             message = self.health_message()
         except StoreError as exc:
             log.warning("health not published: %s", exc)
-            return
-        self._link.publish(self._topics.health, json.dumps(jsonable(message)).encode())
+            return True
+        return self._link.publish(self._topics.health, json.dumps(jsonable(message)).encode())
