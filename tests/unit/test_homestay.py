@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 import sqlite_utils
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from agent.audit import AuditLog
 from agent.errors import ValidationError
@@ -530,3 +532,90 @@ def test_purge_removes_only_registrations_past_retention(kiosk: Kiosk) -> None:
 
     # A purged id is never handed out again.
     assert register(kiosk, name="赵六", companions=[]) > recent
+
+
+# -- properties ----------------------------------------------------------------------------------
+
+
+GUEST_FIELDS = [
+    "name", "sex", "ethnicity", "birth_date", "id_type", "id_number", "phone", "address", "room",
+    "check_in", "expected_check_out", "nationality", "companions",
+]  # fmt: skip
+COMPANION_FIELDS = ["name", "id_type", "id_number", "birth_date", "nationality"]
+
+
+@pytest.mark.parametrize("name", GUEST_FIELDS)
+def test_every_wrongly_typed_field_gets_its_own_code(name: str) -> None:
+    with pytest.raises(ValidationError) as raised:
+        GuestInput(**guest_form(**{name: {"not": "a value"}}))
+    assert raised.value.field == name
+    assert raised.value.message.startswith(f"{name}.")
+    assert raised.value.message in ERROR_MESSAGES
+
+
+@pytest.mark.parametrize("name", COMPANION_FIELDS)
+def test_every_wrongly_typed_companion_field_gets_its_own_code(name: str) -> None:
+    companion = {
+        "name": "张小宝",
+        "id_type": "resident_id",
+        "id_number": COMPANION_ID,
+        "birth_date": "2015-06-01",
+        name: {"not": "a value"},
+    }
+    with pytest.raises(ValidationError) as raised:
+        GuestInput(**guest_form(companions=[companion]))
+    assert raised.value.field == f"companions[0].{name}"
+    assert raised.value.message.startswith(f"{name}.")
+    assert raised.value.message in ERROR_MESSAGES
+
+
+@st.composite
+def parties(draw: st.DrawFn) -> dict[str, Any]:
+    def person(birth: date) -> tuple[str, str]:
+        region = draw(st.sampled_from(["110105", "330106", "510104", "650102"]))
+        sequence = draw(st.from_regex(r"[0-9]{3}", fullmatch=True))
+        return resident_id(birth.strftime("%Y%m%d"), region, sequence), birth.isoformat()
+
+    born = st.dates(min_value=date(1930, 1, 1), max_value=date(2026, 11, 1))
+    number, birth = person(draw(born))
+    companions = []
+    for _ in range(draw(st.integers(0, 3))):
+        companion_number, companion_birth = person(draw(born))
+        companions.append(
+            {
+                "name": draw(st.text(alphabet="王李张刘陈杨赵黄周吴", min_size=2, max_size=4)),
+                "id_type": "resident_id",
+                "id_number": companion_number,
+                "birth_date": companion_birth,
+            }
+        )
+    return guest_form(
+        name=draw(st.text(alphabet="王李张刘陈杨赵黄周吴", min_size=2, max_size=4)),
+        id_number=number,
+        birth_date=birth,
+        phone=draw(st.from_regex(r"1[3-9][0-9]{9}", fullmatch=True)),
+        companions=companions,
+    )
+
+
+def test_registrations_round_trip_and_lists_never_show_the_middle(kiosk: Kiosk) -> None:
+    @settings(max_examples=30, deadline=None)
+    @given(parties())
+    def round_trip(form: dict[str, Any]) -> None:
+        numbers = [form["id_number"], *(c["id_number"] for c in form["companions"])]
+        assume(len(set(numbers)) == len(numbers))  # a repeated number is refused, tested above
+        guest = GuestInput(**form)
+        record = kiosk.service.check_in(kiosk.homestay_id, guest, actor="host1")
+        full = kiosk.service.get_guest(record.id, actor="police1", unmasked=True)
+        assert (full.name, full.id_number, full.phone) == (guest.name, guest.id_number, guest.phone)
+        assert [c.id_number for c in full.companions] == [c.id_number for c in guest.companions]
+        (found,) = [r for r in kiosk.service.search(id_number=guest.id_number) if r.id == record.id]
+        for masked, number in [(found.id_number, guest.id_number)] + [
+            (c.id_number, o.id_number)
+            for c, o in zip(found.companions, guest.companions, strict=True)
+        ]:
+            assert masked == number[:3] + "*" * 11 + number[14:]
+        assert found.phone == guest.phone[:3] + "****" + guest.phone[7:]
+
+    round_trip()
+    assert len(kiosk.report.calls) >= 10  # the property ran on many parties, not on none
