@@ -153,7 +153,7 @@ class CompanionInput(BaseModel):
 
     def effective_nationality(self, guest_nationality: str) -> str:
         if self.nationality is not None:
-            return self.nationality.strip().upper()
+            return identity.normalize_nationality(self.nationality)
         if self.id_type is IdType.RESIDENT_ID:
             return identity.HOME_NATIONALITY
         return guest_nationality
@@ -196,8 +196,8 @@ class GuestInput(BaseModel):
 
     @field_validator("nationality")
     @classmethod
-    def _upper_nationality(cls, value: str) -> str:
-        return value.strip().upper()
+    def _normalize_nationality(cls, value: str) -> str:
+        return identity.normalize_nationality(value)
 
     @model_validator(mode="wrap")
     @classmethod

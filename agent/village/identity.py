@@ -183,10 +183,14 @@ def validate_id_number(
     return normalized
 
 
+def normalize_nationality(nationality: str) -> str:
+    return unicodedata.normalize("NFKC", nationality).strip().upper()
+
+
 def validate_nationality(nationality: str, id_type: IdType) -> str:
     """ISO 3166-1 alpha-3, consistent with the document: a resident ID means a Chinese citizen
     and a foreigner's permanent residence card means a foreign one."""
-    code = unicodedata.normalize("NFKC", nationality).strip().upper()
+    code = normalize_nationality(nationality)
     if not code:
         raise ValidationError("nationality", "nationality.required")
     if not _NATIONALITY.fullmatch(code):
@@ -206,7 +210,7 @@ def is_foreign(id_type: IdType, nationality: str) -> bool:
     """
     if id_type in (IdType.HK_MACAO_PERMIT, IdType.TAIWAN_PERMIT, IdType.FOREIGN_PERMANENT_ID):
         return True
-    return nationality.strip().upper() != HOME_NATIONALITY
+    return normalize_nationality(nationality) != HOME_NATIONALITY
 
 
 def normalize_phone(number: str) -> str:

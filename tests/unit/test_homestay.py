@@ -232,7 +232,7 @@ def test_ethnicity_is_optional_for_foreign_documents() -> None:
             ethnicity="",
             id_type="passport",
             id_number="X1234567",
-            nationality="usa",
+            nationality="ｕｓａ ",  # full-width, as a kiosk IME may type it
             companions=[],
         )
     )
