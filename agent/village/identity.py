@@ -7,14 +7,15 @@ Rules per document:
 - 居民身份证 (GB 11643-1999): 18 characters, 17 digits and a digit or X; ISO 7064 MOD 11-2 check
   character; the first two digits are a province-level code; the embedded YYYYMMDD is a real date
   between 1900-01-01 and today.
-- 护照: 5–17 letters or digits; a Chinese (CHN) ordinary passport is E or G and eight more
-  characters (E + letter + 7 digits since 2019), official passports D/S/P.
+- 护照: 5–17 letters or digits; a Chinese (CHN) ordinary passport is G + 8 digits, E + 8
+  digits, or E + letter + 7 digits (once the E digit series ran out); official passports start
+  with D, S or P (DE/SE/PE for electronic ones).
 - 港澳居民来往内地通行证: H (Hong Kong) or M (Macao) and 8 or 10 digits.
 - 台湾居民来往大陆通行证: 8 digits (card since 2015), or the older 10 digits with an optional
   issue letter (written in parentheses, which normalization drops).
 - 外国人永久居留身份证: the 2004 card, 3 letters (nationality) and 12 digits; the 2023 card,
-  18 characters starting with 9, with a province code, the birth date and the same MOD 11-2 check
-  character as the resident ID.
+  18 characters: 9, a province code, a 3-digit nationality code, the birth date, a sequence and
+  the same MOD 11-2 check character as the resident ID.
 """
 
 from __future__ import annotations
