@@ -41,7 +41,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from agent.audit import AuditLog
 from agent.errors import ValidationError
-from agent.privacy import Vault, mask_address, mask_id_number, mask_name, mask_phone
+from agent.privacy import Vault, VaultError, mask_address, mask_id_number, mask_name, mask_phone
 from agent.store.database import Database, Migration
 from agent.village import identity
 from agent.village.identity import IdType
@@ -421,7 +421,14 @@ def _create_tables(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX guest_companions_name ON guest_companions (name_index)")
 
 
-MIGRATIONS = (Migration(1, "homestays, guests and companions", _create_tables),)
+def _create_key_check(db: sqlite_utils.Database) -> None:
+    db.execute("CREATE TABLE homestay_vault_check (id INTEGER PRIMARY KEY, fingerprint TEXT)")
+
+
+MIGRATIONS = (
+    Migration(1, "homestays, guests and companions", _create_tables),
+    Migration(2, "fingerprint of the vault key the guest data is sealed with", _create_key_check),
+)
 
 _GUEST_COLUMNS = (
     "g.id, g.homestay_id, h.name, g.personal, g.name_masked, g.id_number_masked, g.phone_masked,"
@@ -482,6 +489,7 @@ class HomestayService:
         self._retention = timedelta(days=guest_retention_days)
         self._clock = clock
         database.migrate(AREA, MIGRATIONS)
+        self._check_vault_key()
 
     # -- homestays -----------------------------------------------------------------------------
 
@@ -703,6 +711,29 @@ class HomestayService:
         return purged
 
     # -- internals -----------------------------------------------------------------------------
+
+    def _check_vault_key(self) -> None:
+        """Refuse to run with a key other than the one the stored guests were sealed with.
+
+        A restored database without its key file (or a wiped secrets directory) would otherwise
+        start a fresh key silently: old registrations become unreadable and unsearchable, and
+        new ones are sealed with a key that does not match them.
+        """
+        fingerprint = self._vault.blind_index("vault-key-check", "homestay")
+        with self._database.write() as db:
+            row = db.execute("SELECT fingerprint FROM homestay_vault_check WHERE id = 1").fetchone()
+            if row is None:
+                db.execute(
+                    "INSERT INTO homestay_vault_check (id, fingerprint) VALUES (1, ?)",
+                    [fingerprint],
+                )
+                return
+        if row[0] != fingerprint:
+            raise VaultError(
+                "the personal-data key does not match the one the guest registrations were "
+                "sealed with; restore the original key file (see the backup of the secrets "
+                "directory) before starting the kiosk"
+            )
 
     def _seal(self, **fields: str) -> str:
         return self._vault.encrypt(json.dumps(fields, ensure_ascii=False, sort_keys=True))

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from agent.audit import AuditLog
 from agent.errors import ValidationError
-from agent.privacy import Vault
+from agent.privacy import Vault, VaultError
 from agent.store.database import Database
 from agent.village.homestay import (
     ERROR_MESSAGES,
@@ -532,6 +532,23 @@ def test_purge_removes_only_registrations_past_retention(kiosk: Kiosk) -> None:
 
     # A purged id is never handed out again.
     assert register(kiosk, name="赵六", companions=[]) > recent
+
+
+def test_a_different_key_is_refused_at_start(kiosk: Kiosk, tmp_path: Path) -> None:
+    register(kiosk)
+    same_key = Vault.load_or_create(tmp_path / "secrets" / "vault.key")
+    again = HomestayService(
+        kiosk.database, same_key, kiosk.audit, kiosk.report, guest_retention_days=180
+    )
+    assert len(again.search()) == 1
+    with pytest.raises(VaultError, match="restore the original key"):
+        HomestayService(
+            kiosk.database,
+            Vault.load_or_create(tmp_path / "other" / "vault.key"),
+            kiosk.audit,
+            kiosk.report,
+            guest_retention_days=180,
+        )
 
 
 # -- properties ----------------------------------------------------------------------------------
