@@ -183,7 +183,7 @@ class CameraWorker:
             )
             return
         self._thread = None
-        self._set_state(CameraState.OFFLINE, reason="stopped")
+        self._set_state(CameraState.OFFLINE, stopped=True)
 
     def status(self) -> CameraStatus:
         now = time.monotonic()
@@ -217,31 +217,25 @@ class CameraWorker:
         return (len(recent) - 1) / span if span > 0 else 0.0
 
     def _set_state(
-        self, state: CameraState, *, always_emit: bool = False, reason: str | None = None
+        self, state: CameraState, *, always_emit: bool = False, stopped: bool = False
     ) -> None:
         with self._lock:
             previous, self._state = self._state, state
             if state is CameraState.ONLINE:
                 # The rate of the previous session would drag the measured fps down.
                 self._recent.clear()
-            reason = reason or self._last_error
+            error = self._last_error
         if previous is state and not always_emit:
             return
+        camera = (self.config.id, self._description)
         if previous is state:
-            logger.info("camera %s (%s): %s", self.config.id, self._description, state)
-        elif state in (CameraState.RECONNECTING, CameraState.OFFLINE) and reason:
-            logger.warning(
-                "camera %s (%s): %s → %s: %s",
-                self.config.id,
-                self._description,
-                previous,
-                state,
-                reason,
-            )
+            logger.info("camera %s (%s): %s", *camera, state)
+        elif stopped:
+            logger.info("camera %s (%s): %s → %s: stopped", *camera, previous, state)
+        elif state in (CameraState.RECONNECTING, CameraState.OFFLINE) and error:
+            logger.warning("camera %s (%s): %s → %s: %s", *camera, previous, state, error)
         else:
-            logger.info(
-                "camera %s (%s): %s → %s", self.config.id, self._description, previous, state
-            )
+            logger.info("camera %s (%s): %s → %s", *camera, previous, state)
         self._emit_state(state)
 
     def _emit_state(self, state: CameraState) -> None:
