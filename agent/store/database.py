@@ -45,6 +45,8 @@ class Database:
             # transactions but never corrupts the file.
             connection.execute("PRAGMA synchronous=NORMAL")
             connection.execute("PRAGMA foreign_keys=ON")
+            # Purged guests and delivered reports must not linger in free pages of the file.
+            connection.execute("PRAGMA secure_delete=ON")
             connection.execute("PRAGMA busy_timeout=30000")
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open database {path}: {exc}") from exc
