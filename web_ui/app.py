@@ -15,7 +15,7 @@ from web_ui.errors import install_error_handlers
 from web_ui.i18n import LANGUAGE_COOKIE, pick_language
 from web_ui.rendering import build_templates
 from web_ui.routes import api, auth, homestays, police, status
-from web_ui.security import CSRF_COOKIE
+from web_ui.security import CSRF_COOKIE, access_table
 from web_ui.snapshots import ViewAuditThrottle
 from web_ui.throttle import LoginThrottle
 
@@ -76,10 +76,16 @@ def create_app(context: WebContext) -> FastAPI:
             response.headers.setdefault(name, value)
         return response
 
-    app.include_router(status.router)
-    app.include_router(auth.router)
-    app.include_router(homestays.router)
-    app.include_router(police.router)
-    app.include_router(api.router, prefix="/api")
+    routers = [
+        ("", status.router),
+        ("", auth.router),
+        ("", homestays.router),
+        ("", police.router),
+        ("/api", api.router),
+    ]
+    # Built first: it refuses a route without exactly one role guard.
+    app.state.access_table = access_table(routers)
+    for prefix, router in routers:
+        app.include_router(router, prefix=prefix)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

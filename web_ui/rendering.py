@@ -41,6 +41,11 @@ def _format_time(value: object, with_seconds: bool = False) -> str:
         return ""
     if isinstance(value, int | float):
         value = dt.datetime.fromtimestamp(value)
+    elif isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return value
     if isinstance(value, dt.datetime):
         if value.tzinfo is not None:
             value = value.astimezone()

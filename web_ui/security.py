@@ -1,19 +1,19 @@
 """Who may use which route: sessions, role guards and CSRF checks.
 
 Every route takes exactly one guard (``require_roles(...)`` or ``public()``) as a dependency;
-the guard is recorded on the route, so ``route_access`` can list the allowed roles of every
-route and a test can check each of them against each role.
+the guard is recorded on the route, so ``access_table`` lists the allowed roles of every route
+(the app keeps it as ``app.state.access_table``) and a test checks each against each role.
 """
 
 from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import Depends, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
@@ -153,6 +153,20 @@ def _guards(dependant: Dependant) -> Iterator[RoleGuard]:
         if isinstance(dependency.call, RoleGuard):
             yield dependency.call
         yield from _guards(dependency)
+
+
+def access_table(
+    routers: Iterable[tuple[str, APIRouter]],
+) -> dict[tuple[str, str], frozenset[str]]:
+    """``{(method, full path): allowed roles}`` for every route of the mounted routers."""
+    table: dict[tuple[str, str], frozenset[str]] = {}
+    for prefix, router in routers:
+        for route in router.routes:
+            if not isinstance(route, APIRoute):
+                raise TypeError(f"{route!r} is not an API route and cannot carry a guard")
+            for method in sorted(route.methods):
+                table[(method, prefix + route.path)] = route_access(route)
+    return table
 
 
 def route_access(route: APIRoute) -> frozenset[str]:

@@ -75,12 +75,13 @@ def _sign_in(request: Request, username: str, password: str) -> SessionGrant:
         raise TooManyAttemptsError(wait)
     try:
         account: Account = context.accounts.authenticate(username, password)
-    except LoginRefusedError:
+    except LoginRefusedError as exc:
         throttle.failed(address)
-        # The audit subject is the attempted name only if it is a real account: a mistyped
-        # password typed into the username field must not end up in the log.
+        # The attempted name is logged only if it is a real account: a password typed into
+        # the username box by mistake must not end up in the audit log.
         if context.accounts.get_user(username) is not None:
-            context.audit.record(username, "auth.login_failed", f"user:{username}")
+            detail = "locked" if exc.locked_until else ""
+            context.audit.record(username, "auth.login_failed", f"user:{username}", detail)
         raise
     context.audit.record(account.username, "auth.login", f"user:{account.username}")
     return context.accounts.start_session(account)

@@ -1,0 +1,360 @@
+"""Every route against every role, CSRF refusals and sign-in lockout, through the real app."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from agent.village.homestay import GuestInput
+from agent.village.identity import check_character
+from tests.fixtures.browser import PASSWORD, WebParts, build_web_context
+from web_ui.app import create_app
+from web_ui.security import ANONYMOUS, CSRF_HEADER, SESSION_COOKIE
+from web_ui.throttle import LoginThrottle
+
+A, H, P, AD, F = ANONYMOUS, "host", "police", "admin", "family"
+EVERYONE = {A, H, P, AD, F}
+SIGNED_IN = {H, P, AD, F}
+
+# Written out by hand on purpose: a route whose guard changes, or a new route, fails here until
+# this table (the access policy) is updated with it.
+EXPECTED: dict[tuple[str, str], set[str]] = {
+    ("GET", "/"): EVERYONE,
+    ("GET", "/status"): EVERYONE,
+    ("GET", "/healthz"): EVERYONE,
+    ("GET", "/api/cameras"): EVERYONE,
+    ("GET", "/cameras/{camera_id}/snapshot.jpg"): {P, AD},
+    ("GET", "/login"): EVERYONE,
+    ("POST", "/login"): EVERYONE,
+    ("POST", "/logout"): SIGNED_IN,
+    ("POST", "/language"): EVERYONE,
+    ("POST", "/api/session"): EVERYONE,
+    ("GET", "/api/session"): EVERYONE,
+    ("DELETE", "/api/session"): SIGNED_IN,
+    ("GET", "/host/homestays"): {H},
+    ("GET", "/host/homestays/{homestay_id}/register"): {H},
+    ("POST", "/host/homestays/{homestay_id}/register"): {H},
+    ("POST", "/host/guests/{guest_id}/checkout"): {H},
+    ("GET", "/admin/homestays"): {AD},
+    ("POST", "/admin/homestays"): {AD},
+    ("GET", "/police/registrations"): {P},
+    ("GET", "/police/registrations.csv"): {P},
+    ("GET", "/police/registrations/{guest_id}"): {P},
+    ("GET", "/police/audit"): {P, AD},
+    ("GET", "/api/homestays"): {H, AD, P},
+    ("POST", "/api/homestays"): {AD},
+    ("POST", "/api/homestays/{homestay_id}/guests"): {H},
+    ("POST", "/api/guests/{guest_id}/checkout"): {H},
+    ("GET", "/api/guests"): {P, H},
+    ("GET", "/api/guests.csv"): {P},
+    ("GET", "/api/guests/{guest_id}"): {P},
+    ("GET", "/api/audit"): {P, AD},
+}
+USERS = {H: "wang.host", P: "li.police", AD: "zhao.admin", F: "chen.family"}
+
+
+def resident_id(birth: str = "19900307", region: str = "110105", serial: str = "001") -> str:
+    first17 = region + birth + serial
+    return first17 + check_character(first17)
+
+
+def guest_input(**overrides: Any) -> GuestInput:
+    data: dict[str, Any] = {
+        "name": "张三丰",
+        "sex": "male",
+        "ethnicity": "汉",
+        "birth_date": "1990-03-07",
+        "id_type": "resident_id",
+        "id_number": resident_id(),
+        "phone": "13800138000",
+        "address": "北京市朝阳区幸福路 1 号",
+        "room": "101",
+        "check_in": "2026-01-10T14:00",
+        "expected_check_out": "2026-01-12",
+    }
+    data.update(overrides)
+    return GuestInput.model_validate(data)
+
+
+class StillCamera:
+    """A camera whose slot always holds one grey frame (unit tests need no capture thread)."""
+
+    @dataclass
+    class _Frame:
+        image: Any
+        seq: int = 7
+        ts: float = 0.0
+
+    @dataclass
+    class _Status:
+        camera_id: str
+        name: str = "村口广场"
+        state: str = "online"
+        fps: float = 8.0
+        frames: int = 100
+        last_frame_ts: float | None = None
+        width: int | None = 320
+        height: int | None = 240
+
+    def __init__(self, camera_id: str, frame: bool = True) -> None:
+        image = np.full((240, 320, 3), 200, dtype=np.uint8)
+        self._frame = self._Frame(image) if frame else None
+        self._status = self._Status(camera_id)
+        self.slot = self
+
+    def latest(self) -> Any:
+        return self._frame
+
+    def status(self) -> Any:
+        return self._status
+
+
+@dataclass
+class App:
+    parts: WebParts
+    client: TestClient
+    asgi: FastAPI
+    homestay_id: int
+    guest_id: int
+
+    def session_client(self, role: str) -> TestClient:
+        """A client signed in as ``role`` (a fresh session, made without the login form)."""
+        client = TestClient(self.asgi, follow_redirects=False)
+        if role != A:
+            accounts = self.parts.context.accounts
+            grant = accounts.start_session(accounts.get_user(USERS[role]))
+            client.cookies.set(SESSION_COOKIE, grant.token)
+            client.headers[CSRF_HEADER] = grant.session.csrf_token
+        else:
+            client.get("/login")  # picks up the visitor CSRF cookie
+            token = client.cookies.get("vk_csrf")
+            assert token
+            client.headers[CSRF_HEADER] = token
+        return client
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[App]:
+    parts = build_web_context(tmp_path, {"square": StillCamera("square")})
+    for role, username in USERS.items():
+        parts.add_user(username, role)
+    homestay = parts.context.homestays.create_homestay("竹林民宿", "竹林村 3 组", 5, USERS[H])
+    guest = parts.context.homestays.check_in(homestay.id, guest_input(), actor=USERS[H])
+    asgi = create_app(parts.context)
+    yield App(parts, TestClient(asgi, follow_redirects=False), asgi, homestay.id, guest.id)
+    parts.context.database.close()
+
+
+def test_every_route_declares_the_expected_roles(app: App) -> None:
+    declared = app.asgi.state.access_table
+    assert set(declared) == set(EXPECTED), "every route must be listed in EXPECTED"
+    for key, roles in EXPECTED.items():
+        assert set(declared[key]) == roles, key
+
+
+def test_openapi_lists_only_routes_of_the_access_table(app: App) -> None:
+    paths = app.client.get("/api/openapi.json").json()["paths"]
+    declared = app.asgi.state.access_table
+    for path, operations in paths.items():
+        for method in operations:
+            assert (method.upper(), path) in declared, (method, path)
+
+
+def test_a_route_without_a_guard_is_refused() -> None:
+    from fastapi import APIRouter
+
+    from web_ui.security import access_table
+
+    router = APIRouter()
+
+    @router.get("/unguarded")
+    def unguarded() -> dict[str, str]:
+        return {}
+
+    with pytest.raises(LookupError):
+        access_table([("", router)])
+
+
+def _concrete(path: str, app: App) -> str:
+    return (
+        path.replace("{homestay_id}", str(app.homestay_id))
+        .replace("{guest_id}", str(app.guest_id))
+        .replace("{camera_id}", "square")
+    )
+
+
+def _error_code(response: Any) -> str | None:
+    if response.headers.get("content-type", "").startswith("application/json"):
+        body = response.json()
+        if isinstance(body, dict) and isinstance(body.get("error"), dict):
+            return str(body["error"].get("code"))
+    return None
+
+
+@pytest.mark.parametrize("role", [A, H, P, AD, F])
+def test_route_role_matrix_enforced(app: App, role: str) -> None:
+    """Each route answers each role as EXPECTED says: allowed never 401/403, denied always."""
+    for (method, path), allowed in sorted(EXPECTED.items()):
+        if (method, path) in {("POST", "/logout"), ("DELETE", "/api/session")}:
+            continue  # checked below: they would end the session the loop is using
+        client = app.session_client(role)
+        response = client.request(method, _concrete(path, app))
+        location = response.headers.get("location", "")
+        # A 401 from the sign-in routes themselves (wrong password) is an answer, not a refusal.
+        refused = (
+            response.status_code == 403
+            or location.startswith("/login?next=")
+            or (response.status_code == 401 and _error_code(response) == "auth.required")
+        )
+        if role in allowed:
+            assert not refused, (method, path, role, response.status_code)
+            assert response.status_code < 500, (method, path, role, response.text[:300])
+        elif role == A:
+            expected = 401 if path.startswith("/api/") else 303
+            assert response.status_code == expected, (method, path, response.status_code)
+            if expected == 303:
+                assert location.startswith("/login?next=")
+        else:
+            assert response.status_code == 403, (method, path, role, response.status_code)
+
+
+@pytest.mark.parametrize("role", [H, P, AD, F])
+def test_sign_out_ends_the_session(app: App, role: str) -> None:
+    client = app.session_client(role)
+    assert client.get("/api/session").json()["role"] == role
+    assert client.post("/logout").status_code == 303
+    assert client.get("/api/session").json()["role"] == ANONYMOUS
+    api = app.session_client(role)
+    assert api.delete("/api/session").status_code == 204
+    assert api.get("/api/session").json()["role"] == ANONYMOUS
+
+
+def _form_token(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match
+    return match.group(1)
+
+
+def test_form_without_csrf_token_is_refused(app: App) -> None:
+    host = app.session_client(H)
+    del host.headers[CSRF_HEADER]
+    page = host.get("/host/homestays")
+    assert page.status_code == 200
+    checkout = f"/host/guests/{app.guest_id}/checkout"
+
+    assert host.post(checkout).status_code == 403
+    assert host.post(checkout, data={"csrf_token": "forged-token-forged-token"}).status_code == 403
+    assert app.parts.context.homestays.search(active_only=True), "the guest must still be in"
+
+    done = host.post(checkout, data={"csrf_token": _form_token(page.text)})
+    assert done.status_code == 303
+    assert app.parts.context.homestays.search(active_only=True) == []
+
+
+def test_sign_in_form_needs_the_visitor_csrf_token(app: App) -> None:
+    client = TestClient(app.asgi, follow_redirects=False)
+    page = client.get("/login")
+    credentials = {"username": USERS[P], "password": PASSWORD}
+    assert client.post("/login", data=credentials).status_code == 403
+    signed_in = client.post("/login", data={**credentials, "csrf_token": _form_token(page.text)})
+    assert signed_in.status_code == 303
+    assert client.get("/api/session").json()["username"] == USERS[P]
+
+
+def test_json_api_with_session_cookie_needs_csrf_header(app: App) -> None:
+    admin = app.session_client(AD)
+    token = admin.headers.pop(CSRF_HEADER)
+    body = {"name": "山居", "address": "竹林村 5 组", "rooms": 3, "host_username": USERS[H]}
+    refused = admin.post("/api/homestays", json=body)
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "csrf.invalid"
+    created = admin.post("/api/homestays", json=body, headers={CSRF_HEADER: token})
+    assert created.status_code == 201
+    assert created.json()["host_username"] == USERS[H]
+
+
+def test_session_cookie_flags(app: App, tmp_path: Path) -> None:
+    client = TestClient(app.asgi, follow_redirects=False)
+    response = client.post("/api/session", json={"username": USERS[P], "password": PASSWORD})
+    assert response.status_code == 200
+    cookie = response.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie
+    assert "Secure" not in cookie
+
+    secure_parts = build_web_context(
+        tmp_path / "secure",
+        config=__import__("tests.fixtures.browser", fromlist=["kiosk_config"]).kiosk_config(
+            tmp_path / "secure", secure_cookies=True
+        ),
+    )
+    secure_parts.add_user(USERS[P], P)
+    secure = TestClient(create_app(secure_parts.context), base_url="https://testserver")
+    cookie = secure.post("/api/session", json={"username": USERS[P], "password": PASSWORD}).headers[
+        "set-cookie"
+    ]
+    assert "Secure" in cookie
+
+
+def test_fifth_wrong_password_locks_the_account(app: App) -> None:
+    client = TestClient(app.asgi, follow_redirects=False)
+    token = _form_token(client.get("/login").text)
+    wrong = {"username": USERS[P], "password": "not-the-password", "csrf_token": token}
+    for _ in range(4):
+        response = client.post("/login", data=wrong)
+        assert response.status_code == 401
+        assert "用户名或密码错误" in response.text
+    fifth = client.post("/login", data=wrong)
+    assert fifth.status_code == 401
+    assert "锁定" in fifth.text
+    right = client.post("/login", data={**wrong, "password": PASSWORD})
+    assert right.status_code == 401, "a locked account refuses even the right password"
+    assert "锁定" in right.text
+    assert SESSION_COOKIE not in client.cookies
+    api = client.post("/api/session", json={"username": USERS[P], "password": PASSWORD})
+    assert api.status_code == 401
+    assert api.json()["error"]["code"] == "auth.locked"
+    assert app.parts.context.accounts.locked_until(USERS[P]) is not None
+    failures = app.parts.context.audit.entries(action="auth.login_failed")
+    details = [entry.detail for entry in reversed(failures)]
+    assert details == ["", "", "", "", "locked", "locked", "locked"]
+
+
+def test_sign_in_attempts_are_throttled_per_address(app: App) -> None:
+    app.asgi.state.login_throttle = LoginThrottle(max_failures=3)
+    client = TestClient(app.asgi, follow_redirects=False)
+    for name in ("ghost1", "ghost2", "ghost3"):
+        response = client.post("/api/session", json={"username": name, "password": "x"})
+        assert response.status_code == 401
+    throttled = client.post("/api/session", json={"username": USERS[P], "password": PASSWORD})
+    assert throttled.status_code == 429
+    assert int(throttled.headers["retry-after"]) > 0
+
+
+def test_open_redirect_after_sign_in_is_refused(app: App) -> None:
+    client = TestClient(app.asgi, follow_redirects=False)
+    token = _form_token(client.get("/login").text)
+    response = client.post(
+        "/login",
+        data={"username": USERS[H], "password": PASSWORD, "csrf_token": token,
+              "next": "//evil.example/"},
+    )  # fmt: skip
+    assert response.status_code == 303
+    assert response.headers["location"] == "/"
+
+
+def test_host_cannot_touch_another_hosts_homestay(app: App) -> None:
+    app.parts.add_user("sun.host", H)
+    other = app.parts.context.homestays.create_homestay("山居", "竹林村 9 组", 2, "sun.host")
+    host = app.session_client(H)
+    assert host.get(f"/host/homestays/{other.id}/register").status_code == 404
+    body = guest_input().model_dump(mode="json")
+    assert host.post(f"/api/homestays/{other.id}/guests", json=body).status_code == 404
+    assert [h["id"] for h in host.get("/api/homestays").json()] == [app.homestay_id]
