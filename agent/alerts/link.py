@@ -46,6 +46,8 @@ _POLL_SECONDS = 1.0
 # paho re-sends in-flight messages on reconnect; should that not happen, start over instead of
 # waiting forever (duplicates are harmless, a stalled outbox is not).
 _RESEND_GRACE_SECONDS = 30.0
+# The same connection problem (or a reconnect) is logged again only after this long.
+_REPEAT_LOG_SECONDS = 60.0
 # Room in paho's own in-flight limit for status, health and command replies.
 _CONTROL_SLACK = 20
 
@@ -104,6 +106,9 @@ class MqttLink:
         self._generation = 0
         self._connects = 0
         self._last_problem: str | None = None
+        self._logged_problem: str | None = None
+        self._logged_problem_at = float("-inf")
+        self._logged_connect_at = float("-inf")
         # Owned by the drain thread (and by stop() once that thread has ended).
         self._inflight: dict[int, int] = {}
         self._published = 0
@@ -256,9 +261,16 @@ class MqttLink:
 
     def _note_problem(self, problem: str) -> None:
         with self._lock:
-            repeated = problem == self._last_problem
             self._last_problem = problem
-        if not repeated:
+            now = time.monotonic()
+            # A broker that accepts and then drops us would otherwise log twice a second.
+            quiet = (
+                problem == self._logged_problem
+                and now - self._logged_problem_at < _REPEAT_LOG_SECONDS
+            )
+            if not quiet:
+                self._logged_problem, self._logged_problem_at = problem, now
+        if not quiet:
             log.warning("MQTT link: %s", problem)
 
     def _on_connect(
@@ -277,7 +289,12 @@ class MqttLink:
             self._generation += 1
             self._connects += 1
             self._last_problem = None
-        log.info(
+            now = time.monotonic()
+            quiet = now - self._logged_connect_at < _REPEAT_LOG_SECONDS
+            if not quiet:
+                self._logged_connect_at = now
+        log.log(
+            logging.DEBUG if quiet else logging.INFO,
             "MQTT connected to %s:%d (session present: %s)",
             self._config.host,
             self._config.port,
