@@ -169,12 +169,27 @@ def _village_background(rng: np.random.Generator, width: int, height: int) -> Fl
 
 
 def _night_ir(image: FloatImage, gain: float, offset: float) -> FloatImage:
-    """What an IR-cut camera shows at night: grayscale, vegetation bright, sky dark."""
+    """What an IR-cut camera shows at night: grayscale, vegetation pale, sky dark, and the IR
+    illuminator's hot spot in the middle falling off towards the corners."""
     b, g, r = image[:, :, 0], image[:, :, 1], image[:, :, 2]
     # Chlorophyll reflects near-IR: green things look pale; blue sky looks dark.
-    gray = 0.15 * b + 0.55 * g + 0.3 * r
-    gray = gray * gain + offset
+    leafy = np.clip(g - 0.5 * (b + r), 0, None)
+    gray = 0.1 * b + 0.45 * g + 0.35 * r + 1.6 * leafy
+    gray = gray * gain * _ir_falloff(image.shape[0], image.shape[1]) + offset
     return np.repeat(gray[:, :, None], 3, axis=2).astype(np.float32)
+
+
+_FALLOFF: dict[tuple[int, int], FloatImage] = {}
+
+
+def _ir_falloff(height: int, width: int) -> FloatImage:
+    cached = _FALLOFF.get((height, width))
+    if cached is None:
+        yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+        radius = ((xx / width - 0.5) ** 2 + (yy / height - 0.55) ** 2) * 4
+        cached = (1.15 - 0.6 * np.clip(radius, 0, 1)).astype(np.float32)
+        _FALLOFF[(height, width)] = cached
+    return cached
 
 
 class _Walker:
