@@ -45,7 +45,7 @@ def _format_time(value: object, with_seconds: bool = False) -> str:
         try:
             value = dt.datetime.fromisoformat(value)
         except ValueError:
-            return value
+            return str(value)
     if isinstance(value, dt.datetime):
         if value.tzinfo is not None:
             value = value.astimezone()

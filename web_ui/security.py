@@ -164,7 +164,7 @@ def access_table(
         for route in router.routes:
             if not isinstance(route, APIRoute):
                 raise TypeError(f"{route!r} is not an API route and cannot carry a guard")
-            for method in sorted(route.methods):
+            for method in sorted(route.methods or ()):
                 table[(method, prefix + route.path)] = route_access(route)
     return table
 
