@@ -12,6 +12,7 @@ stops the server. Prints ``READY <url>`` on stdout once it listens.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import threading
 import time
@@ -159,10 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     reader.start()
     print(f"READY rtsp://{args.host}:{args.port}{path}", flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         loop.run()
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

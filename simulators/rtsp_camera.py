@@ -149,11 +149,23 @@ class RtspCamera:
             elif delay > 0:
                 self._stopping.wait(delay)
 
+    def freeze(self) -> None:
+        """Suspend the server process: connections stay open but nothing is sent or answered,
+        like a camera whose firmware hung."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """Resume a frozen server."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGCONT)
+
     def stop(self, timeout: float = 5.0) -> None:
         """Stop renderer and server; the port is free again when this returns."""
         self._stopping.set()
         process, self._process = self._process, None
-        if process is not None:
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGCONT)  # a frozen process would keep SIGTERM pending
             process.terminate()
         if self._renderer is not None:
             self._renderer.join(timeout)

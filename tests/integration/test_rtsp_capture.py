@@ -73,3 +73,35 @@ def test_rtsp_camera_survives_a_server_restart(rtsp_camera: RtspCamera) -> None:
     went_offline = states.index(CameraState.OFFLINE)
     assert CameraState.ONLINE in states[went_offline:]
     assert states[-1] is CameraState.OFFLINE  # stopped
+
+
+def test_a_frozen_rtsp_camera_is_detected_as_stalled_and_recovers(
+    rtsp_camera: RtspCamera,
+) -> None:
+    config = CameraConfig(
+        id="gate",
+        source=rtsp_camera.url,
+        fps=15,
+        resolution="320x240",
+        open_timeout_seconds=1,
+        stall_timeout_seconds=1,
+        reconnect_min_seconds=0.1,
+        reconnect_max_seconds=0.4,
+    )
+    worker = CameraWorker(config)
+    worker.start()
+    try:
+        wait_until(lambda: worker.status().frames >= 5, 30, "frames from the RTSP camera")
+        # The TCP connection stays up but nothing arrives: only the read timeout and the
+        # stall detection can notice, and the reopen must not hang on the silent server.
+        rtsp_camera.freeze()
+        wait_until(lambda: worker.status().state is CameraState.OFFLINE, 30, "offline")
+        frames_while_frozen = worker.status().frames
+        rtsp_camera.thaw()
+        wait_until(
+            lambda: worker.status().frames >= frames_while_frozen + 10, 30, "frames after thaw"
+        )
+        assert worker.status().state is CameraState.ONLINE
+    finally:
+        worker.stop()
+    assert not _capture_threads()

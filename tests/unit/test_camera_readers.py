@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -223,3 +224,49 @@ def test_sim_camera_delivers_frames(workers: list[CameraWorker]) -> None:
     wait_until(lambda: worker.status().frames >= 3, 20, "sim frames")
     latest = worker.slot.latest()
     assert latest is not None and latest.image.shape == (60, 80, 3)
+
+
+# -- live readers that cannot connect -------------------------------------------------------
+
+
+def test_a_missing_usb_camera_keeps_retrying_without_crashing(
+    workers: list[CameraWorker],
+) -> None:
+    worker = CameraWorker(_config("/dev/video63"))
+    workers.append(worker)
+    worker.start()
+    wait_until(lambda: worker.status().state is CameraState.OFFLINE, 20, "offline")
+    status = worker.status()
+    assert status.last_error == "cannot open usb:/dev/video63"
+    assert status.frames == 0
+
+
+def test_rtsp_open_gives_up_on_a_silent_server(workers: list[CameraWorker]) -> None:
+    # A camera whose TCP stack accepts connections while its RTSP service hangs.
+    accepted: list[socket.socket] = []
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def accept() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            accepted.append(connection)
+
+    acceptor = threading.Thread(target=accept, daemon=True)
+    acceptor.start()
+    try:
+        worker = CameraWorker(_config(f"rtsp://127.0.0.1:{port}/stream", open_timeout_seconds=0.5))
+        workers.append(worker)
+        worker.start()
+        wait_until(lambda: worker.status().reconnects >= 2, 30, "open attempts to time out")
+        assert accepted
+        assert worker.status().last_error == f"cannot open rtsp://127.0.0.1:{port}/stream"
+        worker.stop()
+        assert not [t for t in threading.enumerate() if t.name == "camera-clip"]
+    finally:
+        listener.close()
+        for connection in accepted:
+            connection.close()
