@@ -65,6 +65,11 @@ def validation_text(t: Translator, error: ValidationError) -> str:
     return t.field_error(error.field, error.message, ERROR_MESSAGES.get(error.message, ""))
 
 
+def validation_detail(t: Translator, error: ValidationError) -> str:
+    """The message alone, for beside the field it is about."""
+    return t.error_message(error.message, ERROR_MESSAGES.get(error.message, ""))
+
+
 async def _error_page(request: Request, status: int, code: str) -> Response:
     principal = await current_principal(request)
     t = translator(request)

@@ -51,8 +51,9 @@ def sign_in(page: Any, server: WebServer, username: str, target: str) -> None:
 
 def assert_touch_friendly(page: Any, width: int) -> None:
     """Every visible control is at least 48 px high and nothing overflows the screen width."""
+    controls = "button, .button, input:not([type=hidden]):not([type=checkbox]), select"
     small = page.evaluate(
-        """() => [...document.querySelectorAll('button, .button, input:not([type=hidden]):not([type=checkbox]), select')]
+        f"""() => [...document.querySelectorAll('{controls}')]
              .filter(e => e.offsetParent !== null)
              .map(e => [e.outerHTML.slice(0, 80), e.getBoundingClientRect().height])
              .filter(([, h]) => h < 47.5)"""

@@ -18,7 +18,7 @@ from agent.accounts import Role
 from agent.errors import ValidationError
 from agent.village.homestay import Homestay, RecordNotFoundError
 from web_ui.context import WebContext
-from web_ui.errors import NotFoundError, validation_text
+from web_ui.errors import NotFoundError, validation_detail, validation_text
 from web_ui.forms import (
     COMPANION_FIELDS,
     ID_TYPES,
@@ -92,6 +92,7 @@ def _render_register(
         companion_fields=COMPANION_FIELDS,
         companion_input_name=companion_input_name,
         error_text=validation_text(translator(request), error) if error else None,
+        error_detail=validation_detail(translator(request), error) if error else None,
         error_input=input_name_for(error.field) if error else None,
     )
 
@@ -178,6 +179,7 @@ def _render_admin(
         hosts=context.accounts.list_users(role=Role.HOST),
         values=values or {},
         error_text=validation_text(translator(request), error) if error else None,
+        error_detail=validation_detail(translator(request), error) if error else None,
         error_input=error.field if error else None,
         notice=_notice(request),
     )
