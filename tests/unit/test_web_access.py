@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from agent.village.homestay import GuestInput
-from agent.village.identity import check_character
-from tests.fixtures.browser import PASSWORD, WebParts, build_web_context
+from tests.fixtures.browser import (
+    PASSWORD,
+    USERS,
+    App,
+    build_web_context,
+    form_token,
+    guest_input,
+    kiosk_config,
+)
 from web_ui.app import create_app
 from web_ui.security import ANONYMOUS, CSRF_HEADER, SESSION_COOKIE
 from web_ui.throttle import LoginThrottle
@@ -58,111 +59,18 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/guests/{guest_id}"): {P},
     ("GET", "/api/audit"): {P, AD},
 }
-USERS = {H: "wang.host", P: "li.police", AD: "zhao.admin", F: "chen.family"}
 
 
-def resident_id(birth: str = "19900307", region: str = "110105", serial: str = "001") -> str:
-    first17 = region + birth + serial
-    return first17 + check_character(first17)
-
-
-def guest_input(**overrides: Any) -> GuestInput:
-    data: dict[str, Any] = {
-        "name": "张三丰",
-        "sex": "male",
-        "ethnicity": "汉",
-        "birth_date": "1990-03-07",
-        "id_type": "resident_id",
-        "id_number": resident_id(),
-        "phone": "13800138000",
-        "address": "北京市朝阳区幸福路 1 号",
-        "room": "101",
-        "check_in": "2026-01-10T14:00",
-        "expected_check_out": "2026-01-12",
-    }
-    data.update(overrides)
-    return GuestInput.model_validate(data)
-
-
-class StillCamera:
-    """A camera whose slot always holds one grey frame (unit tests need no capture thread)."""
-
-    @dataclass
-    class _Frame:
-        image: Any
-        seq: int = 7
-        ts: float = 0.0
-
-    @dataclass
-    class _Status:
-        camera_id: str
-        name: str = "村口广场"
-        state: str = "online"
-        fps: float = 8.0
-        frames: int = 100
-        last_frame_ts: float | None = None
-        width: int | None = 320
-        height: int | None = 240
-
-    def __init__(self, camera_id: str, frame: bool = True) -> None:
-        image = np.full((240, 320, 3), 200, dtype=np.uint8)
-        self._frame = self._Frame(image) if frame else None
-        self._status = self._Status(camera_id)
-        self.slot = self
-
-    def latest(self) -> Any:
-        return self._frame
-
-    def status(self) -> Any:
-        return self._status
-
-
-@dataclass
-class App:
-    parts: WebParts
-    client: TestClient
-    asgi: FastAPI
-    homestay_id: int
-    guest_id: int
-
-    def session_client(self, role: str) -> TestClient:
-        """A client signed in as ``role`` (a fresh session, made without the login form)."""
-        client = TestClient(self.asgi, follow_redirects=False)
-        if role != A:
-            accounts = self.parts.context.accounts
-            grant = accounts.start_session(accounts.get_user(USERS[role]))
-            client.cookies.set(SESSION_COOKIE, grant.token)
-            client.headers[CSRF_HEADER] = grant.session.csrf_token
-        else:
-            client.get("/login")  # picks up the visitor CSRF cookie
-            token = client.cookies.get("vk_csrf")
-            assert token
-            client.headers[CSRF_HEADER] = token
-        return client
-
-
-@pytest.fixture
-def app(tmp_path: Path) -> Iterator[App]:
-    parts = build_web_context(tmp_path, {"square": StillCamera("square")})
-    for role, username in USERS.items():
-        parts.add_user(username, role)
-    homestay = parts.context.homestays.create_homestay("竹林民宿", "竹林村 3 组", 5, USERS[H])
-    guest = parts.context.homestays.check_in(homestay.id, guest_input(), actor=USERS[H])
-    asgi = create_app(parts.context)
-    yield App(parts, TestClient(asgi, follow_redirects=False), asgi, homestay.id, guest.id)
-    parts.context.database.close()
-
-
-def test_every_route_declares_the_expected_roles(app: App) -> None:
-    declared = app.asgi.state.access_table
+def test_every_route_declares_the_expected_roles(web_app: App) -> None:
+    declared = web_app.asgi.state.access_table
     assert set(declared) == set(EXPECTED), "every route must be listed in EXPECTED"
     for key, roles in EXPECTED.items():
         assert set(declared[key]) == roles, key
 
 
-def test_openapi_lists_only_routes_of_the_access_table(app: App) -> None:
-    paths = app.client.get("/api/openapi.json").json()["paths"]
-    declared = app.asgi.state.access_table
+def test_openapi_lists_only_routes_of_the_access_table(web_app: App) -> None:
+    paths = web_app.client.get("/api/openapi.json").json()["paths"]
+    declared = web_app.asgi.state.access_table
     for path, operations in paths.items():
         for method in operations:
             assert (method.upper(), path) in declared, (method, path)
@@ -183,10 +91,10 @@ def test_a_route_without_a_guard_is_refused() -> None:
         access_table([("", router)])
 
 
-def _concrete(path: str, app: App) -> str:
+def _concrete(path: str, web_app: App) -> str:
     return (
-        path.replace("{homestay_id}", str(app.homestay_id))
-        .replace("{guest_id}", str(app.guest_id))
+        path.replace("{homestay_id}", str(web_app.homestay_id))
+        .replace("{guest_id}", str(web_app.guest_id))
         .replace("{camera_id}", "square")
     )
 
@@ -200,13 +108,13 @@ def _error_code(response: Any) -> str | None:
 
 
 @pytest.mark.parametrize("role", [A, H, P, AD, F])
-def test_route_role_matrix_enforced(app: App, role: str) -> None:
+def test_route_role_matrix_enforced(web_app: App, role: str) -> None:
     """Each route answers each role as EXPECTED says: allowed never 401/403, denied always."""
     for (method, path), allowed in sorted(EXPECTED.items()):
         if (method, path) in {("POST", "/logout"), ("DELETE", "/api/session")}:
             continue  # checked below: they would end the session the loop is using
-        client = app.session_client(role)
-        response = client.request(method, _concrete(path, app))
+        client = web_app.session_client(role)
+        response = client.request(method, _concrete(path, web_app))
         location = response.headers.get("location", "")
         # A 401 from the sign-in routes themselves (wrong password) is an answer, not a refusal.
         refused = (
@@ -227,50 +135,44 @@ def test_route_role_matrix_enforced(app: App, role: str) -> None:
 
 
 @pytest.mark.parametrize("role", [H, P, AD, F])
-def test_sign_out_ends_the_session(app: App, role: str) -> None:
-    client = app.session_client(role)
+def test_sign_out_ends_the_session(web_app: App, role: str) -> None:
+    client = web_app.session_client(role)
     assert client.get("/api/session").json()["role"] == role
     assert client.post("/logout").status_code == 303
     assert client.get("/api/session").json()["role"] == ANONYMOUS
-    api = app.session_client(role)
+    api = web_app.session_client(role)
     assert api.delete("/api/session").status_code == 204
     assert api.get("/api/session").json()["role"] == ANONYMOUS
 
 
-def _form_token(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match
-    return match.group(1)
-
-
-def test_form_without_csrf_token_is_refused(app: App) -> None:
-    host = app.session_client(H)
+def test_form_without_csrf_token_is_refused(web_app: App) -> None:
+    host = web_app.session_client(H)
     del host.headers[CSRF_HEADER]
     page = host.get("/host/homestays")
     assert page.status_code == 200
-    checkout = f"/host/guests/{app.guest_id}/checkout"
+    checkout = f"/host/guests/{web_app.guest_id}/checkout"
 
     assert host.post(checkout).status_code == 403
     assert host.post(checkout, data={"csrf_token": "forged-token-forged-token"}).status_code == 403
-    assert app.parts.context.homestays.search(active_only=True), "the guest must still be in"
+    assert web_app.parts.context.homestays.search(active_only=True), "the guest must still be in"
 
-    done = host.post(checkout, data={"csrf_token": _form_token(page.text)})
+    done = host.post(checkout, data={"csrf_token": form_token(page.text)})
     assert done.status_code == 303
-    assert app.parts.context.homestays.search(active_only=True) == []
+    assert web_app.parts.context.homestays.search(active_only=True) == []
 
 
-def test_sign_in_form_needs_the_visitor_csrf_token(app: App) -> None:
-    client = TestClient(app.asgi, follow_redirects=False)
+def test_sign_in_form_needs_the_visitor_csrf_token(web_app: App) -> None:
+    client = TestClient(web_app.asgi, follow_redirects=False)
     page = client.get("/login")
     credentials = {"username": USERS[P], "password": PASSWORD}
     assert client.post("/login", data=credentials).status_code == 403
-    signed_in = client.post("/login", data={**credentials, "csrf_token": _form_token(page.text)})
+    signed_in = client.post("/login", data={**credentials, "csrf_token": form_token(page.text)})
     assert signed_in.status_code == 303
     assert client.get("/api/session").json()["username"] == USERS[P]
 
 
-def test_json_api_with_session_cookie_needs_csrf_header(app: App) -> None:
-    admin = app.session_client(AD)
+def test_json_api_with_session_cookie_needs_csrf_header(web_app: App) -> None:
+    admin = web_app.session_client(AD)
     token = admin.headers.pop(CSRF_HEADER)
     body = {"name": "山居", "address": "竹林村 5 组", "rooms": 3, "host_username": USERS[H]}
     refused = admin.post("/api/homestays", json=body)
@@ -281,8 +183,8 @@ def test_json_api_with_session_cookie_needs_csrf_header(app: App) -> None:
     assert created.json()["host_username"] == USERS[H]
 
 
-def test_session_cookie_flags(app: App, tmp_path: Path) -> None:
-    client = TestClient(app.asgi, follow_redirects=False)
+def test_session_cookie_flags(web_app: App, tmp_path: Path) -> None:
+    client = TestClient(web_app.asgi, follow_redirects=False)
     response = client.post("/api/session", json={"username": USERS[P], "password": PASSWORD})
     assert response.status_code == 200
     cookie = response.headers["set-cookie"]
@@ -291,9 +193,7 @@ def test_session_cookie_flags(app: App, tmp_path: Path) -> None:
 
     secure_parts = build_web_context(
         tmp_path / "secure",
-        config=__import__("tests.fixtures.browser", fromlist=["kiosk_config"]).kiosk_config(
-            tmp_path / "secure", secure_cookies=True
-        ),
+        config=kiosk_config(tmp_path / "secure", secure_cookies=True),
     )
     secure_parts.add_user(USERS[P], P)
     secure = TestClient(create_app(secure_parts.context), base_url="https://testserver")
@@ -303,9 +203,9 @@ def test_session_cookie_flags(app: App, tmp_path: Path) -> None:
     assert "Secure" in cookie
 
 
-def test_fifth_wrong_password_locks_the_account(app: App) -> None:
-    client = TestClient(app.asgi, follow_redirects=False)
-    token = _form_token(client.get("/login").text)
+def test_fifth_wrong_password_locks_the_account(web_app: App) -> None:
+    client = TestClient(web_app.asgi, follow_redirects=False)
+    token = form_token(client.get("/login").text)
     wrong = {"username": USERS[P], "password": "not-the-password", "csrf_token": token}
     for _ in range(4):
         response = client.post("/login", data=wrong)
@@ -321,15 +221,15 @@ def test_fifth_wrong_password_locks_the_account(app: App) -> None:
     api = client.post("/api/session", json={"username": USERS[P], "password": PASSWORD})
     assert api.status_code == 401
     assert api.json()["error"]["code"] == "auth.locked"
-    assert app.parts.context.accounts.locked_until(USERS[P]) is not None
-    failures = app.parts.context.audit.entries(action="auth.login_failed")
+    assert web_app.parts.context.accounts.locked_until(USERS[P]) is not None
+    failures = web_app.parts.context.audit.entries(action="auth.login_failed")
     details = [entry.detail for entry in reversed(failures)]
     assert details == ["", "", "", "", "locked", "locked", "locked"]
 
 
-def test_sign_in_attempts_are_throttled_per_address(app: App) -> None:
-    app.asgi.state.login_throttle = LoginThrottle(max_failures=3)
-    client = TestClient(app.asgi, follow_redirects=False)
+def test_sign_in_attempts_are_throttled_per_address(web_app: App) -> None:
+    web_app.asgi.state.login_throttle = LoginThrottle(max_failures=3)
+    client = TestClient(web_app.asgi, follow_redirects=False)
     for name in ("ghost1", "ghost2", "ghost3"):
         response = client.post("/api/session", json={"username": name, "password": "x"})
         assert response.status_code == 401
@@ -338,9 +238,9 @@ def test_sign_in_attempts_are_throttled_per_address(app: App) -> None:
     assert int(throttled.headers["retry-after"]) > 0
 
 
-def test_open_redirect_after_sign_in_is_refused(app: App) -> None:
-    client = TestClient(app.asgi, follow_redirects=False)
-    token = _form_token(client.get("/login").text)
+def test_open_redirect_after_sign_in_is_refused(web_app: App) -> None:
+    client = TestClient(web_app.asgi, follow_redirects=False)
+    token = form_token(client.get("/login").text)
     response = client.post(
         "/login",
         data={"username": USERS[H], "password": PASSWORD, "csrf_token": token,
@@ -350,11 +250,11 @@ def test_open_redirect_after_sign_in_is_refused(app: App) -> None:
     assert response.headers["location"] == "/"
 
 
-def test_host_cannot_touch_another_hosts_homestay(app: App) -> None:
-    app.parts.add_user("sun.host", H)
-    other = app.parts.context.homestays.create_homestay("山居", "竹林村 9 组", 2, "sun.host")
-    host = app.session_client(H)
+def test_host_cannot_touch_another_hosts_homestay(web_app: App) -> None:
+    web_app.parts.add_user("sun.host", H)
+    other = web_app.parts.context.homestays.create_homestay("山居", "竹林村 9 组", 2, "sun.host")
+    host = web_app.session_client(H)
     assert host.get(f"/host/homestays/{other.id}/register").status_code == 404
     body = guest_input().model_dump(mode="json")
     assert host.post(f"/api/homestays/{other.id}/guests", json=body).status_code == 404
-    assert [h["id"] for h in host.get("/api/homestays").json()] == [app.homestay_id]
+    assert [h["id"] for h in host.get("/api/homestays").json()] == [web_app.homestay_id]
