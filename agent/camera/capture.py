@@ -107,6 +107,41 @@ def attempts_before_offline(minimum: float, maximum: float) -> int:
     return max(MIN_ATTEMPTS_BEFORE_OFFLINE, to_cap)
 
 
+class LiveLag:
+    """Tells when a live stream's frames queue up behind real time, so they can be skipped.
+
+    A slow ``on_frame`` makes a network camera's frames wait in the socket buffer, and the
+    delay would grow without bound. The gap between the wall clock and a frame's stream time,
+    compared with the smallest gap seen (the live edge), is how far behind the capture is.
+    Past two frame intervals the worker only grabs (no conversion, no callback) until it is
+    within half an interval again. A grab that had to wait for its frame proves the capture
+    is at the live edge, which also absorbs clock drift and timestamp jumps. Sources without
+    advancing timestamps are never considered behind.
+    """
+
+    def __init__(self, interval: float) -> None:
+        self._interval = interval
+        self._edge: float | None = None
+        self._last_position: float | None = None
+        self._catching_up = False
+
+    def behind(self, position: float | None, now: float, waited: float) -> bool:
+        if position is None or (
+            self._last_position is not None and position <= self._last_position
+        ):
+            return False
+        self._last_position = position
+        gap = now - position
+        if self._edge is None or gap < self._edge or waited >= self._interval / 2:
+            self._edge = gap
+        lag = gap - self._edge
+        if lag > 2 * self._interval:
+            self._catching_up = True
+        elif lag <= self._interval / 2:
+            self._catching_up = False
+        return self._catching_up
+
+
 class _SourceLostError(CameraError):
     """The open source stopped delivering usable frames; the worker reopens it."""
 
@@ -306,6 +341,7 @@ class CameraWorker:
         # A live frame up to a quarter interval early still counts as on time, so a camera
         # running at exactly the configured rate is not decimated by clock jitter.
         tolerance = interval / 4.0
+        lag = LiveLag(interval)
         self._stream_size = None
         last_good = next_due = time.monotonic()
         failed_reads = 0
@@ -318,7 +354,9 @@ class CameraWorker:
                 if now < next_due and self._stop_requested.wait(next_due - now):
                     return
                 next_due = self._next_tick(next_due, time.monotonic())
-            if not reader.grab():
+            grabbed = reader.grab()
+            waited = time.monotonic() - now
+            if not grabbed:
                 failed_reads += 1
                 self._count_dropped()
                 if failed_reads >= MAX_FAILED_READS:
@@ -328,7 +366,9 @@ class CameraWorker:
                 continue
             failed_reads = 0
             now = time.monotonic()
-            if reader.live and now < next_due - tolerance:
+            if reader.live and (
+                now < next_due - tolerance or lag.behind(reader.position(), now, waited)
+            ):
                 continue
             image = self._conform(reader.retrieve())
             if image is None:

@@ -59,6 +59,10 @@ class FrameReader(Protocol):
         """The grabbed frame as a new image array, or None when it cannot be decoded."""
         ...
 
+    def position(self) -> float | None:
+        """Stream time of the grabbed frame in seconds, None when the source has no clock."""
+        ...
+
     def close(self) -> None:
         """Release the source; safe to call more than once and after a failed open."""
         ...
@@ -105,6 +109,12 @@ class _OpenCvReader:
             logger.debug("undecodable frame from %s: %s", self._description, exc)
             return None
         return image if ok else None
+
+    def position(self) -> float | None:
+        if self._capture is None:
+            return None
+        milliseconds = float(self._capture.get(cv2.CAP_PROP_POS_MSEC))
+        return milliseconds / 1000.0 if math.isfinite(milliseconds) and milliseconds > 0 else None
 
     def close(self) -> None:
         capture, self._capture = self._capture, None
@@ -270,6 +280,9 @@ class SimReader:
             return None
         # The slot needs an array nobody else writes; a scene's internal buffer would be shared.
         return image if image.flags.owndata else image.copy()
+
+    def position(self) -> float | None:
+        return None
 
     def close(self) -> None:
         self._scene = None

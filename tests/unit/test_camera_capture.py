@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -17,6 +19,7 @@ from agent.camera.capture import (
     backoff_delay,
 )
 from agent.camera.readers import FrameReader
+from agent.camera.slot import Frame
 from agent.config import CameraConfig
 from agent.errors import CameraError
 from tests.fixtures.servers import wait_until
@@ -71,6 +74,9 @@ class ScriptedReader:
 
     def retrieve(self) -> np.ndarray | None:
         return self._next if isinstance(self._next, np.ndarray) else None
+
+    def position(self) -> float | None:
+        return None
 
     def close(self) -> None:
         self.closed.set()
@@ -215,6 +221,52 @@ def test_a_faster_live_source_is_decimated_to_the_configured_rate(
     kept = worker.status().frames
     # 60 fps in, 10 fps out: roughly one frame in six is kept, never all of them.
     assert 0 < kept < reader.grabs / 3
+
+
+def test_a_slow_frame_callback_skips_to_the_live_edge(workers: list[CameraWorker]) -> None:
+    class StreamingReader(ScriptedReader):
+        """A 30 fps network camera: frames that are due wait in a buffer, later ones block."""
+
+        def __init__(self) -> None:
+            super().__init__([], live=True)
+            self._start = time.monotonic()
+            self._index = -1
+
+        def grab(self) -> bool:
+            self._index += 1
+            due = self._start + self._index / 30
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            return True
+
+        def retrieve(self) -> np.ndarray | None:
+            image = GOOD.copy()
+            image[0, 0, :2] = (self._index % 256, self._index // 256)
+            return image
+
+        def position(self) -> float | None:
+            return 1000.0 + self._index / 30
+
+    published: list[int] = []
+
+    def slow_detector(frame: Frame) -> None:
+        published.append(int(frame.image[0, 0, 0]) + 256 * int(frame.image[0, 0, 1]))
+        time.sleep(0.15)  # five frame intervals
+
+    worker = CameraWorker(
+        _config(stall_timeout_seconds=5),
+        reader_factory=Factory(StreamingReader),
+        on_frame=slow_detector,
+    )
+    workers.append(worker)
+    worker.start()
+    wait_until(lambda: len(published) >= 12, 20, "a dozen slow callbacks")
+    gaps = [later - earlier for earlier, later in itertools.pairwise(published)]
+    # Without skipping, every buffered frame would be handed over in turn (gaps of 1) and the
+    # delay would grow by 4 intervals per frame; skipping keeps the gaps near the callback time.
+    assert max(gaps[3:]) >= 4
+    assert worker.status().dropped == 0
 
 
 # -- reconnect states -----------------------------------------------------------------------
