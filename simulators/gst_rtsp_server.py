@@ -113,6 +113,23 @@ def pipeline_description(width: int, height: int, rate: Fraction) -> str:
     )
 
 
+# Element → Debian package that provides it.
+REQUIRED_ELEMENTS = {
+    "appsrc": "gstreamer1.0-plugins-base",
+    "videoconvert": "gstreamer1.0-plugins-base",
+    "x264enc": "gstreamer1.0-plugins-ugly",
+    "rtph264pay": "gstreamer1.0-plugins-good",
+}
+
+
+def missing_elements() -> list[str]:
+    return [
+        f"{element} ({package})"
+        for element, package in REQUIRED_ELEMENTS.items()
+        if Gst.ElementFactory.find(element) is None
+    ]
+
+
 def parse_size(text: str) -> tuple[int, int]:
     width, _, height = text.lower().partition("x")
     return int(width), int(height)
@@ -131,6 +148,10 @@ def main(argv: list[str] | None = None) -> int:
     path = args.path if args.path.startswith("/") else "/" + args.path
 
     Gst.init(None)
+    missing = missing_elements()
+    if missing:
+        print(f"missing GStreamer elements: {', '.join(missing)}", file=sys.stderr, flush=True)
+        return 3
     loop = GLib.MainLoop()
     latest = LatestFrame()
 
