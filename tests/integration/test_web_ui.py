@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 KIOSK = {"width": 1024, "height": 600}
 PHONE = {"width": 360, "height": 740}
-HOST, POLICE = "wang.host", "li.police"
+HOST, POLICE, ADMIN = "wang.host", "li.police", "zhao.admin"
 TIMEOUT_MS = 15_000
 
 
@@ -85,7 +85,7 @@ def test_host_registers_and_police_reviews(
     parts = web_server.parts
     parts.add_user(HOST, "host")
     parts.add_user(POLICE, "police")
-    homestay = parts.context.homestays.create_homestay("竹林民宿", "竹林村 3 组 8 号", 5, HOST)
+    parts.add_user(ADMIN, "admin")
     good_id = resident_id()
 
     # --- the kiosk screen before anyone signs in -------------------------------------------
@@ -97,6 +97,23 @@ def test_host_registers_and_police_reviews(
     assert kiosk.locator("img[data-snapshot]").count() == 0, "no live picture for the public"
     assert_touch_friendly(kiosk, KIOSK["width"])
     shoot(kiosk, screenshots_dir, "kiosk-status-public")
+
+    # --- the admin creates the homestay and assigns the host ---------------------------------
+    admin = new_page(chromium, KIOSK)
+    admin.goto(web_server.url("/login"))
+    shoot(admin, screenshots_dir, "kiosk-login")
+    sign_in(admin, web_server, ADMIN, "/admin/homestays")
+    admin.fill("#name", "竹林民宿")
+    admin.fill("#rooms", "5")
+    admin.fill("#address", "竹林村 3 组 8 号")
+    admin.select_option("#host_username", HOST)
+    admin.click("form.form button.primary")
+    admin.wait_for_url(re.compile(r"/admin/homestays\?done=created$"))
+    assert_touch_friendly(admin, KIOSK["width"])
+    shoot(admin, screenshots_dir, "kiosk-admin-homestays")
+    (homestay,) = parts.context.homestays.list_homestays(host_username=HOST)
+    assert (homestay.name, homestay.rooms) == ("竹林民宿", 5)
+    admin.context.close()
 
     # --- the host at the kiosk ---------------------------------------------------------------
     sign_in(kiosk, web_server, HOST, "/host/homestays")
