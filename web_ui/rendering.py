@@ -93,6 +93,7 @@ def render(
             "csrf_token": principal.csrf_token,
             "nav": _NAV[principal.role],
             "path": request.url.path,
+            "here": request.url.path + (f"?{request.url.query}" if request.url.query else ""),
             "device_name": request.app.state.context.config.device.name,
             **context,
         },
