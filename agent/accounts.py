@@ -147,12 +147,15 @@ class AccountStore:
 
     @classmethod
     def from_config(cls, database: Database, web: WebConfig) -> AccountStore:
-        return cls(
-            database,
-            login_max_failures=web.login_max_failures,
-            lockout_minutes=web.lockout_minutes,
-            session_hours=web.session_hours,
-        )
+        store = cls(database)
+        store.apply_policy(web)
+        return store
+
+    def apply_policy(self, web: WebConfig) -> None:
+        """Take lockout and session lengths from the web config (the web UI does this)."""
+        self._max_failures = web.login_max_failures
+        self._lockout_seconds = web.lockout_minutes * 60.0
+        self._session_seconds = web.session_hours * 3600.0
 
     # -- users -------------------------------------------------------------------------
 

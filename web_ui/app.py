@@ -43,6 +43,8 @@ def create_app(context: WebContext) -> FastAPI:
         openapi_url="/api/openapi.json",
     )
     app.state.context = context
+    # Lockout and session length follow [web] however the store was built.
+    context.accounts.apply_policy(context.config.web)
     app.state.templates = build_templates()
     app.state.login_throttle = LoginThrottle()
     app.state.camera_view_audit = ViewAuditThrottle()

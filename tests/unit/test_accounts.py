@@ -147,3 +147,14 @@ def test_set_password_ends_sessions(store: AccountStore) -> None:
     with pytest.raises(LoginRefusedError):
         store.authenticate("wang.fang", PASSWORD)
     assert store.authenticate("wang.fang", "new-bamboo-77").role is Role.HOST
+
+
+def test_from_config_takes_lockout_and_session_length(tmp_path: Path) -> None:
+    from agent.config import WebConfig
+
+    web = WebConfig(login_max_failures=1, lockout_minutes=1, session_hours=1)
+    store = AccountStore.from_config(Database(tmp_path / "kiosk.sqlite3"), web)
+    store.create_user("li.na", "police", PASSWORD)
+    with pytest.raises(LoginRefusedError) as first:
+        store.authenticate("li.na", "guess-guess-guess")
+    assert first.value.locked_until is not None

@@ -258,3 +258,16 @@ def test_host_cannot_touch_another_hosts_homestay(web_app: App) -> None:
     body = guest_input().model_dump(mode="json")
     assert host.post(f"/api/homestays/{other.id}/guests", json=body).status_code == 404
     assert [h["id"] for h in host.get("/api/homestays").json()] == [web_app.homestay_id]
+
+
+def test_app_applies_the_configured_lockout_to_any_account_store(tmp_path: Path) -> None:
+    from agent.accounts import AccountStore
+    from tests.fixtures.browser import FAST_HASHER
+
+    parts = build_web_context(tmp_path, config=kiosk_config(tmp_path, login_max_failures=2))
+    parts.context.accounts = AccountStore(parts.context.database, hasher=FAST_HASHER)
+    parts.add_user(USERS[P], P)
+    client = TestClient(create_app(parts.context))
+    wrong = {"username": USERS[P], "password": "wrong-wrong-wrong"}
+    assert client.post("/api/session", json=wrong).json()["error"]["code"] == "auth.wrong"
+    assert client.post("/api/session", json=wrong).json()["error"]["code"] == "auth.locked"

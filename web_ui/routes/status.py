@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from starlette.responses import Response
 
 from agent.accounts import Role
@@ -42,6 +42,8 @@ class CameraSummary(BaseModel):
 
 
 class HealthReport(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
     status: str  # "ok" or "degraded"
     parts: dict[str, Any]
 
@@ -147,9 +149,24 @@ def camera_snapshot(
     )
 
 
+def health_report(health: dict[str, object]) -> HealthReport:
+    """Overall status plus every part.
+
+    ``context.health()`` may already be a report (``status`` and ``parts`` keys, plus figures
+    such as ``problems``), which is passed on with its status; a plain mapping of parts gets
+    an overall status computed from them.
+    """
+    parts = health.get("parts")
+    status = health.get("status")
+    if isinstance(parts, dict) and isinstance(status, str):
+        extra = {key: value for key, value in health.items() if key not in {"status", "parts"}}
+        healthy = status == "ok" and all(part_is_healthy(value) for value in parts.values())
+        return HealthReport(status="ok" if healthy else "degraded", parts=parts, **extra)
+    healthy = all(part_is_healthy(value) for value in health.values())
+    return HealthReport(status="ok" if healthy else "degraded", parts=dict(health))
+
+
 @router.get("/healthz", tags=["health"])
 def healthz(request: Request, principal: Annotated[Principal, public()]) -> HealthReport:
-    """Overall and per-part health; ``degraded`` when any part reports trouble."""
-    parts = web_context(request).health()
-    healthy = all(part_is_healthy(value) for value in parts.values())
-    return HealthReport(status="ok" if healthy else "degraded", parts=parts)
+    """Overall (``ok`` or ``degraded``) and per-part health; always 200 while the UI runs."""
+    return health_report(web_context(request).health())
