@@ -101,6 +101,7 @@ class MqttLink:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._acks: deque[_Ack] = deque()
+        self._ack_batch = max(1, config.inflight_window // 4)
         self._lock = threading.Lock()
         self._connected = False
         self._generation = 0
@@ -335,9 +336,12 @@ class MqttLink:
         reason_code: ReasonCode,
         properties: Properties,
     ) -> None:
-        # paho calls this holding its message lock: record and wake, nothing more.
+        # paho calls this holding its message lock: record and wake, nothing more. Waking for
+        # every ack would delete rows one small transaction at a time; a quarter window at once
+        # keeps the pipe full at a fraction of the cost (stragglers go with the next poll).
         self._acks.append(_Ack(mid, reason_code.is_failure, str(reason_code)))
-        self._wake.set()
+        if len(self._acks) >= self._ack_batch:
+            self._wake.set()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         name = self._topics.command_name(message.topic)
