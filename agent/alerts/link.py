@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 SESSION_EXPIRY_SECONDS = 7 * 24 * 3600
 # Rows enqueued by another connection or a missed wake-up are still found within this time.
 _POLL_SECONDS = 1.0
+_STRAGGLER_SECONDS = 0.05
 # paho re-sends in-flight messages on reconnect; should that not happen, start over instead of
 # waiting forever (duplicates are harmless, a stalled outbox is not).
 _RESEND_GRACE_SECONDS = 30.0
@@ -359,7 +360,8 @@ class MqttLink:
         inflight_generation = 0
         resend_wait_since: float | None = None
         while True:
-            self._wake.wait(_POLL_SECONDS)
+            # Acks wake this thread in batches; the last few of a burst are picked up soon.
+            self._wake.wait(_STRAGGLER_SECONDS if self._inflight else _POLL_SECONDS)
             self._wake.clear()
             try:
                 self._settle_acks()
