@@ -11,6 +11,8 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+from agent.errors import ValidationError
+
 Timestamp = float | datetime
 
 
@@ -119,7 +121,7 @@ def jsonable(value: Any) -> Any:
 def event_message(message_id: str, seq: int, transition: EventTransitionLike) -> EventMessage:
     kind = transition.kind
     if kind not in ("start", "update", "end"):
-        raise ValueError(f"unknown transition kind {kind!r}")
+        raise ValidationError("kind", f"unknown transition kind {kind!r}")
     score = transition.score
     return EventMessage(
         id=message_id,
