@@ -326,8 +326,13 @@ class MqttLink:
         with self._lock:
             was_connected = self._connected
             self._connected = False
-        if was_connected and not self._stopping.is_set():
+        if self._stopping.is_set():
+            return
+        if was_connected:
             self._note_problem(f"disconnected ({reason_code})")
+        else:
+            # E.g. a TLS client certificate the broker refused after the handshake.
+            self._note_problem(f"connection closed before the broker accepted it ({reason_code})")
 
     def _on_publish(
         self,
