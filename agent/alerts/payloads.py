@@ -69,6 +69,7 @@ class EventMessage(_Payload):
     boxes: list[Any]
     zones: list[str]
     snapshot: str | None
+    end_reason: str | None = None
 
 
 class ReportMessage(_Payload):
@@ -136,4 +137,10 @@ def event_message(message_id: str, seq: int, transition: EventTransitionLike) ->
         boxes=jsonable(list(transition.boxes)),
         zones=[str(zone) for zone in transition.zones],
         snapshot=None if transition.snapshot_path is None else str(transition.snapshot_path),
+        # Optional on the transition ("quiet", "max_length", "disarmed"); only ends have one.
+        end_reason=_optional_text(getattr(transition, "end_reason", None)),
     )
+
+
+def _optional_text(value: object) -> str | None:
+    return None if value is None else str(value)

@@ -265,6 +265,7 @@ def test_event_message_carries_the_documented_fields_and_its_snapshot(
         "boxes": [[0.1, 0.2, 0.3, 0.4]],
         "zones": ["gate"],
         "snapshot": "cam1/ev-7.jpg",
+        "end_reason": None,
     }
     assert rows[1].payload == TINY_JPEG and rows[1].retain
     assert json.loads(rows[2].payload)["seq"] == 2
@@ -309,3 +310,26 @@ def test_health_reports_depth_age_and_drops_while_disconnected(service: AlertSer
         "oldest_age_seconds": health["outbox"]["oldest_age_seconds"],  # type: ignore[index]
         "dropped": {},
     }
+
+
+def test_the_event_trackers_own_transitions_are_accepted(service: AlertService) -> None:
+    from agent.motion.tracker import EventTransition
+
+    transition = EventTransition(
+        kind="end",
+        event_id="e9",
+        camera_id="cam2",
+        ts=10.0,
+        started_at=4.0,
+        ended_at=10.0,
+        score=0.31,
+        boxes=((12, 40, 64, 128),),
+        zones=("gate", "road"),
+        end_reason="quiet",
+    )
+    with service._database.write() as db:
+        service.enqueue_event(db, transition)
+    body = json.loads(_rows(service)[0].payload)
+    assert body["type"] == "end" and body["end_reason"] == "quiet"
+    assert body["boxes"] == [[12, 40, 64, 128]] and body["zones"] == ["gate", "road"]
+    assert body["ended_at"] == "1970-01-01T00:00:10.000Z"
