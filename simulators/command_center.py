@@ -107,7 +107,7 @@ class CommandCenter:
 
     def start(self, timeout: float = 10.0) -> CommandCenter:
         if self._v5:
-            properties = Properties(PacketTypes.CONNECT)
+            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             properties.SessionExpiryInterval = SESSION_EXPIRY_SECONDS
             self._client.connect_async(
                 self.host, self.port, 30, clean_start=False, properties=properties
