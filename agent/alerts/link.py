@@ -16,6 +16,7 @@ re-sends at most the unacknowledged window; message ids let consumers drop those
 from __future__ import annotations
 
 import logging
+import sqlite3
 import ssl
 import threading
 import time
@@ -33,7 +34,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from agent.alerts import outbox
 from agent.alerts.topics import Topics
 from agent.config import MqttConfig
-from agent.errors import AlertLinkError
+from agent.errors import AlertLinkError, StoreError
 from agent.store.database import Database
 
 log = logging.getLogger(__name__)
@@ -113,6 +114,7 @@ class MqttLink:
         self._logged_connect_at = float("-inf")
         # Owned by the drain thread (and by stop() once that thread has ended).
         self._inflight: dict[int, int] = {}
+        self._unsettled: list[int] = []  # acknowledged, not yet deleted (a failed delete)
         self._published = 0
         self._acked = 0
         self._rejected = 0
@@ -171,23 +173,28 @@ class MqttLink:
             self._drain_thread.join(timeout)
             self._drain_thread = None
         deadline = time.monotonic() + timeout
-        if self.connected:
-            info = client.publish(self._topics.status, b"stopped", qos=1, retain=True)
-            try:
-                info.wait_for_publish(timeout)
-            except (RuntimeError, ValueError) as exc:
-                log.warning("could not publish the stopped status: %s", exc)
-            while self._inflight and self.connected and time.monotonic() < deadline:
-                self._wake.wait(0.05)
-                self._wake.clear()
-                self._settle_acks()
-        self._settle_acks()
-        client.disconnect()
-        client.loop_stop()
-        with self._lock:
-            self._connected = False
-        self._client = None
-        self._inflight.clear()
+        try:
+            if self.connected:
+                info = client.publish(self._topics.status, b"stopped", qos=1, retain=True)
+                try:
+                    info.wait_for_publish(timeout)
+                except (RuntimeError, ValueError) as exc:
+                    log.warning("could not publish the stopped status: %s", exc)
+                while self._inflight and self.connected and time.monotonic() < deadline:
+                    self._wake.wait(0.05)
+                    self._wake.clear()
+                    self._settle_acks()
+            self._settle_acks()
+        except (StoreError, sqlite3.Error) as exc:
+            # The rows stay and are sent again next time; stopping must still disconnect.
+            log.warning("could not record the last acks: %s", exc)
+        finally:
+            client.disconnect()
+            client.loop_stop()
+            with self._lock:
+                self._connected = False
+            self._client = None
+            self._inflight.clear()
         log.info("MQTT link stopped")
 
     def wake(self) -> None:
@@ -416,7 +423,8 @@ class MqttLink:
         return cursor
 
     def _settle_acks(self) -> None:
-        acked: list[int] = []
+        acked: list[int] = self._unsettled
+        self._unsettled = []
         rejected: list[_Ack] = []
         while True:
             try:
@@ -433,8 +441,13 @@ class MqttLink:
             return
         # A rejected message (e.g. not authorized) would be rejected forever: count it and
         # let it go rather than block everything behind it.
-        with self._database.write() as db:
-            outbox.delete(db, acked)
+        try:
+            with self._database.write() as db:
+                outbox.delete(db, acked)
+        except (StoreError, sqlite3.Error):
+            # Keep them for the next round; without it they would be sent again after a restart.
+            self._unsettled = acked
+            raise
         with self._lock:
             self._acked += len(acked) - len(rejected)
             self._rejected += len(rejected)
