@@ -109,6 +109,7 @@ class MqttLink:
         self._generation = 0
         self._connects = 0
         self._last_problem: str | None = None
+        self._refused = False  # paho's thread only: the last CONNACK was a refusal
         self._logged_problem: str | None = None
         self._logged_problem_at = float("-inf")
         self._logged_connect_at = float("-inf")
@@ -291,6 +292,7 @@ class MqttLink:
         properties: Properties | None,
     ) -> None:
         if reason_code.is_failure:
+            self._refused = True
             self._note_problem(f"broker refused the connection ({reason_code})")
             return
         with self._lock:
@@ -337,6 +339,8 @@ class MqttLink:
             return
         if was_connected:
             self._note_problem(f"disconnected ({reason_code})")
+        elif self._refused:
+            self._refused = False  # the refusal itself is the problem worth keeping
         else:
             # E.g. a TLS client certificate the broker refused after the handshake.
             self._note_problem(f"connection closed before the broker accepted it ({reason_code})")
