@@ -91,6 +91,7 @@ class MqttLink:
         database: Database,
         on_command: Callable[[str, bytes], None],
         state_messages: Callable[[], list[StateMessage]],
+        on_connected: Callable[[], None] | None = None,
     ) -> None:
         self._config = config
         self._client_id = client_id
@@ -98,6 +99,7 @@ class MqttLink:
         self._database = database
         self._on_command = on_command
         self._state_messages = state_messages
+        self._on_connected = on_connected
         self._client: mqtt.Client | None = None
         self._drain_thread: threading.Thread | None = None
         self._wake = threading.Event()
@@ -320,6 +322,11 @@ class MqttLink:
         for message in messages:
             client.publish(message.topic, message.payload, qos=1, retain=message.retain)
         self._wake.set()
+        if self._on_connected is not None:
+            try:
+                self._on_connected()
+            except Exception:
+                log.exception("connect hook failed")
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         self._note_problem(f"cannot reach broker {self._config.host}:{self._config.port}")

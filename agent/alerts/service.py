@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import queue
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 _COMMAND_QUEUE = 64
 _MAX_SNAPSHOT_BYTES = 8 * 1024 * 1024
 _VERSION = "0.1.0"
+# Queued to the worker to publish health now; no command has an empty name.
+_HEALTH_NOW: tuple[str, bytes] = ("", b"")
 
 
 def default_client_id(config: AgentConfig) -> str:
@@ -75,6 +78,7 @@ class AlertService:
                 database=database,
                 on_command=self._receive_command,
                 state_messages=self._state_messages,
+                on_connected=self._on_connected,
             )
 
     @property
@@ -243,6 +247,12 @@ class AlertService:
             log.warning("command queue full; command %s refused", name)
             self._reply(name, CommandReply(id=None, ok=False, error="kiosk busy, try again"))
 
+    def _on_connected(self) -> None:
+        """Runs on paho's thread: a fresh health right after every connect (after an outage
+        the command centre wants the kiosk's state now, not at the next interval)."""
+        with contextlib.suppress(queue.Full):
+            self._commands.put_nowait(_HEALTH_NOW)
+
     def _work(self) -> None:
         interval = self._config.mqtt.health_interval_seconds
         next_health = time.monotonic()
@@ -257,6 +267,9 @@ class AlertService:
                 continue
             if item is None:
                 return
+            if item is _HEALTH_NOW:
+                next_health = time.monotonic()
+                continue
             name, payload = item
             outcome = self._processor.handle(name, payload)
             if outcome.snapshot is not None and self._link is not None:

@@ -37,7 +37,7 @@ def _start_producer(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
             "--batch",
             "5",
             "--pause",
-            "0.01",
+            "0.02",
         ],
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},

@@ -34,7 +34,7 @@ def test_broker_stopped_mid_burst_delivers_all_events_in_order(
     try:
         wait_until(lambda: centre.status("kiosk-1") == "online", 10, "kiosk online")
         producer = threading.Thread(
-            target=produce_events, args=(service, database, TOTAL, 5, 0.01), daemon=True
+            target=produce_events, args=(service, database, TOTAL, 5, 0.02), daemon=True
         )
         producer.start()
         wait_until(lambda: len(centre.events("kiosk-1")) >= 100, 20, "first events")
@@ -64,3 +64,44 @@ def test_broker_stopped_mid_burst_delivers_all_events_in_order(
         numbers = [int(e["event_id"][3:]) for e in events if e["camera"] == camera]
         assert numbers == sorted(numbers), f"{camera} events out of order"
     assert centre.gaps("kiosk-1") == []
+
+
+def test_a_full_outbox_drops_visibly_and_the_command_centre_sees_the_gap(
+    mosquitto: MosquittoBroker, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "kiosk"
+    database = Database(data_dir / "kiosk.sqlite3")
+    config = kiosk_config(data_dir, mosquitto.port, outbox_max_rows=100)
+    service = AlertService(config, database, RecordingTarget())
+    with CommandCenter(port=mosquitto.port, kiosks=["kiosk-1"]) as centre:
+        service.start()
+        try:
+            produce_events(service, database, 20, 10, 0)
+            wait_until(lambda: len(centre.events("kiosk-1")) >= 20, 10, "first 20 events")
+            wait_until(lambda: service.health()["outbox"]["depth"] == 0, 10, "drained")  # type: ignore[index]
+
+            # A long outage: 150 more events into an outbox that holds 100.
+            mosquitto.stop()
+            wait_until(lambda: not service.health()["connected"], 10, "outage noticed")
+            produce_events(service, database, 170, 10, 0)
+            outbox = service.health()["outbox"]
+            assert isinstance(outbox, dict)
+            assert (outbox["depth"], outbox["dropped"]) == (100, {"alert": 50})
+
+            mosquitto.start()
+            wait_until(lambda: len(centre.events("kiosk-1")) >= 120, 20, "the kept events")
+            # The next health message tells the centre about the loss as well.
+            wait_until(
+                lambda: (centre.health("kiosk-1") or {}).get("outbox", {}).get("dropped"),
+                15,
+                "health reporting the drop",
+            )
+            reported = centre.health("kiosk-1")
+        finally:
+            service.stop()
+            database.close()
+    events = centre.events("kiosk-1")
+    # The oldest waiting went; the newest arrived, and the centre names exactly what is missing.
+    assert [e["event_id"] for e in events] == [f"ev-{n}" for n in (*range(20), *range(70, 170))]
+    assert centre.gaps("kiosk-1") == list(range(21, 71))
+    assert reported is not None and reported["outbox"]["dropped"] == {"alert": 50}
