@@ -41,6 +41,8 @@ class _Publisher:
             protocol=MQTTProtocolVersion.MQTTv5,
         )
         self.client.username_pw_set(user, PASSWORDS[user])
+        # Mosquitto 2.0 drops a client after refusing its publish; come back quickly.
+        self.client.reconnect_delay_set(0.1, 1)  # type: ignore[arg-type]
         self.client.on_connect = lambda *_a: self._connected.set()
         self.client.on_publish = lambda _c, _u, mid, reason, _p: self.reasons.__setitem__(
             mid, reason
@@ -120,6 +122,7 @@ def test_rejected_messages_are_counted_and_do_not_block_the_outbox(
     acl = tmp_path / "acl-without-events"
     acl.write_text(
         "pattern write village/%u/status\n"
+        "pattern write village/%u/health\n"
         "pattern write village/%u/cmd/+/result\n"
         "pattern read village/%u/cmd/+\n"
     )
