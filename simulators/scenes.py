@@ -560,7 +560,8 @@ class Scene:
 
 def _lighting(width: int, height: int, rng: np.random.Generator) -> Layer:
     cloud = _value_noise(rng, height, width * 3, (max(16, width // 5), max(32, width // 2)))
-    shade = np.clip(0.5 + 1.3 * cloud, 0.0, 1.0).astype(np.float32)
+    # Soft-edged shadows: the edge of a real cloud shadow spans tens of metres on the ground.
+    shade = np.clip(0.5 + 0.8 * cloud, 0.0, 1.0).astype(np.float32)
     speed = 0.004 * width  # pixels per second-ish at 15 fps: a slow drifting cloud shadow
 
     def apply(state: _FrameState) -> None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import cv2
 import numpy as np
@@ -38,22 +39,30 @@ from agent.motion.frames import check_frame
 from agent.motion.regions import PolygonLike, Region, polygon_mask
 
 Box = tuple[int, int, int, int]
-FloatImage = npt.NDArray[np.float32]
-Mask = npt.NDArray[np.uint8]
+# OpenCV's stubs type every result as a generic array; these aliases say what the array holds.
+FloatImage = npt.NDArray[Any]  # float32 at the detection size
+Mask = npt.NDArray[Any]  # uint8 0/255 at the detection size
 
 # Log table: brightness 0..255 → roughly one unit per gray level at mid-grey. The +16 keeps
 # near-black pixels from exploding into noise.
-_LOG_SCALE = 144.0
-_LOG_TABLE = (_LOG_SCALE * np.log(np.arange(256, dtype=np.float64) + 16.0)).astype(np.float32)
+_LOG_OFFSET = 4.0
+_LOG_SCALE = 132.0
+_LOG_TABLE = (_LOG_SCALE * np.log(np.arange(256, dtype=np.float64) + _LOG_OFFSET)).astype(
+    np.float32
+)
 _INITIAL_NOISE = 3.0  # log units; relearned within the warm-up frames
 _MIN_NOISE = 1.0  # quantisation alone is worth about this much
 _VARIANCE_CAP = 16.0  # one frame can raise a pixel's variance by at most this factor x rate
 _ILLUMINATION_CELLS = 10  # blocks across the frame for the illumination field
 _SAMPLES_PER_CELL = 6  # a 6x6 sample grid per block: a cheap but robust median
 _KERNEL = np.ones((3, 3), np.uint8)
+_TRACK_KERNEL = np.ones((3, 3), np.uint8)
+_TRACK_KERNEL5 = np.ones((5, 5), np.uint8)
 _BIG_GAIN_JUMP = _LOG_SCALE * math.log(1.3)  # a 30 % brightness jump in one frame
 _NOISE_JUMP = 1.6  # frame noise this many times above or below its recent average
 _NOISE_AVERAGE_RATE = 0.05
+_SETTLE_FRAMES = 3  # frames a change must stay still before it is learned as settled
+_ONE = np.ones((1,), np.uint8)
 
 
 @dataclass(frozen=True)
@@ -132,10 +141,10 @@ class MotionDetector:
             for zone in self.zones
         ]
         if self._zone_masks:
-            counted = np.zeros((dh, dw), np.uint8)
+            counted: Mask = np.zeros((dh, dw), np.uint8)
             for _, zone_mask in self._zone_masks:
                 counted = cv2.bitwise_or(counted, zone_mask)
-            self._counted: Mask = counted
+            self._counted = counted
         else:
             self._counted = self._keep
         self._counted_pixels = max(1, cv2.countNonZero(self._counted))
@@ -168,6 +177,8 @@ class MotionDetector:
         )
         self._variance: FloatImage | None = None
         self._previous_raw: Mask = self._empty_mask.copy()
+        self._previous_persistent: Mask = self._empty_mask.copy()
+        self._settled_frames: Mask = self._empty_mask.copy()
         self._previous_motion: Mask = self._empty_mask.copy()
         self._ignore: Mask = self._privacy
         self._global_run = 0
@@ -180,7 +191,7 @@ class MotionDetector:
     ) -> MotionResult:
         """Analyse one frame; raises agent.motion.frames.FrameError for an unusable frame."""
         width, height = self.frame_size
-        image = check_frame(frame, width, height)
+        image: npt.NDArray[Any] = check_frame(frame, width, height)
         dw, dh = self.detection_size
         if (width, height) != (dw, dh):
             image = cv2.resize(image, (dw, dh), interpolation=cv2.INTER_LINEAR)
@@ -201,15 +212,12 @@ class MotionDetector:
 
         difference = cv2.subtract(level, background)
         blocks = self._illumination_blocks(difference)
-        background = cv2.add(
-            background,
-            cv2.resize(blocks, (dw, dh), interpolation=cv2.INTER_LINEAR),
-        )
+        background = cv2.add(background, self._illumination_field(blocks))
         residual = cv2.subtract(level, background)
 
         noise = self._frame_noise(residual)
         floor = max(_MIN_NOISE, 0.7 * noise) ** 2
-        threshold = cv2.multiply(cv2.sqrt(cv2.max(variance, floor)), self._k)
+        threshold = np.sqrt(np.maximum(variance, np.float32(floor))) * np.float32(self._k)
         # Distance to the nearest value in the 3x3 neighbourhood of the background: a leaf that
         # swayed a pixel still matches its own old position.
         above = cv2.subtract(level, cv2.dilate(background, _KERNEL))
@@ -235,7 +243,7 @@ class MotionDetector:
         )
         if sudden and not learning:
             # Rescale every pixel's learned noise by the change of the frame's noise floor.
-            variance = cv2.multiply(variance, min(max(noise_ratio, 0.25), 8.0) ** 2)
+            variance = variance * np.float32(min(max(noise_ratio, 0.25), 8.0) ** 2)
             self._noise_average = noise
         else:
             self._noise_average += _NOISE_AVERAGE_RATE * (noise - self._noise_average)
@@ -250,18 +258,20 @@ class MotionDetector:
         persistent = cv2.bitwise_and(raw, self._previous_raw)
         persistent = cv2.medianBlur(persistent, 3)
         self._previous_raw = raw
+        # A blob must also touch where something persisted the frame before: rain and snow
+        # leave specks that survive two frames by chance, never three in the same place.
+        confirmed_by = self._previous_persistent
+        self._previous_persistent = cv2.dilate(persistent, _TRACK_KERNEL)
         # Pixels that differ from the background but not from the previous frame have stopped
         # moving: a ghost or a parked object, learned faster than a moving one.
         previous = self._previous_level
         self._previous_level = level
-        settled = cv2.compare(
-            cv2.absdiff(level, previous), cv2.multiply(threshold, 0.5), cv2.CMP_LT
-        )
+        settled = cv2.compare(cv2.absdiff(level, previous), threshold * np.float32(0.5), cv2.CMP_LT)
 
         self._learn(level, background, variance, residual, raw, settled, learning)
         if learning:
             return self._quiet(timestamp, learning=True, changed=changed, noise=noise)
-        return self._result(persistent, timestamp, changed, noise)
+        return self._result(persistent, confirmed_by, timestamp, changed, noise)
 
     # -- steps ----------------------------------------------------------------------------------
 
@@ -278,10 +288,31 @@ class MotionDetector:
         samples = cv2.resize(difference, grid, interpolation=cv2.INTER_NEAREST)
         moving = cv2.resize(self._ignore, grid, interpolation=cv2.INTER_NEAREST)
         samples[moving > 0] = 0.0
-        blocks = samples.reshape(cells_y, side, cells_x, side).transpose(0, 2, 1, 3)
+        per_block = (
+            samples.reshape(cells_y, side, cells_x, side)
+            .transpose(0, 2, 1, 3)
+            .reshape(cells_y, cells_x, side * side)
+        )
         middle = side * side // 2
-        field = np.partition(blocks.reshape(cells_y, cells_x, side * side), middle, axis=2)
-        return np.ascontiguousarray(field[:, :, middle], dtype=np.float32)
+        field = np.partition(per_block, middle, axis=2)[:, :, middle]
+        return np.ascontiguousarray(field, dtype=np.float32)
+
+    def _illumination_field(self, blocks: FloatImage) -> FloatImage:
+        """Blocks interpolated to full size; the outer half-blocks are extrapolated, so a
+        brightness gradient (a cloud edge) is followed right up to the frame border."""
+        dw, dh = self.detection_size
+        cells_x, cells_y = self._cells
+        padded = np.empty((cells_y + 2, cells_x + 2), np.float32)
+        padded[1:-1, 1:-1] = blocks
+        padded[1:-1, 0] = 2 * blocks[:, 0] - blocks[:, 1]
+        padded[1:-1, -1] = 2 * blocks[:, -1] - blocks[:, -2]
+        padded[0] = 2 * padded[1] - padded[2]
+        padded[-1] = 2 * padded[-2] - padded[-3]
+        block_w, block_h = dw / cells_x, dh / cells_y
+        size = (round((cells_x + 2) * block_w), round((cells_y + 2) * block_h))
+        field = cv2.resize(padded, size, interpolation=cv2.INTER_LINEAR)
+        x0, y0 = round(block_w), round(block_h)
+        return field[y0 : y0 + dh, x0 : x0 + dw]
 
     def _frame_noise(self, residual: FloatImage) -> float:
         """Robust noise level of this frame (median absolute residual on a sparse grid)."""
@@ -295,8 +326,10 @@ class MotionDetector:
         self._previous_level = level
         # The new scene may be noisier (IR at night): start from what this frame shows.
         noise = self._frame_noise(residual)
-        self._variance = cv2.max(variance, max(_MIN_NOISE, noise) ** 2 * 0.25)
+        self._variance = np.maximum(variance, np.float32(max(_MIN_NOISE, noise) ** 2 * 0.25))
         self._previous_raw = self._empty_mask.copy()
+        self._previous_persistent = self._empty_mask.copy()
+        self._settled_frames = self._empty_mask.copy()
         self._previous_motion = self._empty_mask.copy()
         self._ignore = self._privacy
 
@@ -311,11 +344,15 @@ class MotionDetector:
         learning: bool,
     ) -> None:
         cfg = self.config
-        moving = cv2.dilate(raw, _KERNEL)
+        moving = cv2.dilate(raw, _TRACK_KERNEL5)
         still = cv2.bitwise_not(moving)
         fast = max(cfg.background_rate, 1.0 / self._frames) if learning else cfg.background_rate
         cv2.accumulateWeighted(level, background, fast, mask=still)
-        settled = cv2.bitwise_and(settled, moving)
+        # Only a change that stays still for a while has settled: a planted foot in mid-stride
+        # must not be learned, or it leaves a ghost behind when the walker has gone.
+        still_changed = cv2.bitwise_and(settled, moving)
+        self._settled_frames = cv2.bitwise_and(cv2.add(self._settled_frames, _ONE), still_changed)
+        settled = cv2.compare(self._settled_frames, _SETTLE_FRAMES, cv2.CMP_GE)
         if cfg.moving_rate > 0:
             cv2.accumulateWeighted(
                 level, background, cfg.moving_rate, mask=cv2.bitwise_xor(moving, settled)
@@ -323,7 +360,7 @@ class MotionDetector:
         if cfg.settled_rate > 0:
             cv2.accumulateWeighted(level, background, cfg.settled_rate, mask=settled)
         squared = cv2.multiply(residual, residual)
-        squared = cv2.min(squared, cv2.multiply(variance, _VARIANCE_CAP))
+        squared = cv2.min(squared, variance * np.float32(_VARIANCE_CAP))
         rate = max(cfg.variance_rate, 1.0 / self._frames) if learning else cfg.variance_rate
         cv2.accumulateWeighted(squared, variance, rate, mask=still)
         # Under motion the noise is still learned, ten times slower: a swaying branch raises
@@ -332,10 +369,17 @@ class MotionDetector:
         self._background = background
         self._variance = variance
         self._previous_motion = moving
-        self._ignore = cv2.bitwise_or(moving, self._privacy)
+        # A change that stopped moving (a ghost, a patch of light) takes part in the lighting
+        # estimate again, so light that keeps changing under it is followed.
+        self._ignore = cv2.bitwise_or(cv2.bitwise_xor(moving, settled), self._privacy)
 
     def _result(
-        self, persistent: Mask, timestamp: float | None, changed: float, noise: float
+        self,
+        persistent: Mask,
+        confirmed_by: Mask,
+        timestamp: float | None,
+        changed: float,
+        noise: float,
     ) -> MotionResult:
         counted = cv2.bitwise_and(persistent, self._counted)
         if not cv2.countNonZero(counted):
@@ -349,7 +393,13 @@ class MotionDetector:
         sx, sy = self._scale
         for contour in contours:
             x, y, w, h = cv2.boundingRect(contour)
-            if cv2.countNonZero(counted[y : y + h, x : x + w]) < self._min_pixels:
+            blob = counted[y : y + h, x : x + w]
+            pixels = cv2.countNonZero(blob)
+            if (
+                pixels < self._min_pixels
+                or 2 * cv2.countNonZero(cv2.bitwise_and(blob, confirmed_by[y : y + h, x : x + w]))
+                < pixels
+            ):
                 dropped.append(contour)
                 continue
             boxes.append((int(x * sx), int(y * sy), max(1, round(w * sx)), max(1, round(h * sy))))

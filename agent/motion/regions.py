@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
-Mask = npt.NDArray[np.uint8]
+Mask = npt.NDArray[Any]  # uint8, 255 inside
 
 
 class PolygonLike(Protocol):
