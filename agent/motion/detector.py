@@ -352,7 +352,7 @@ class MotionDetector:
         # must not be learned, or it leaves a ghost behind when the walker has gone.
         still_changed = cv2.bitwise_and(settled, moving)
         self._settled_frames = cv2.bitwise_and(cv2.add(self._settled_frames, _ONE), still_changed)
-        settled = cv2.compare(self._settled_frames, _SETTLE_FRAMES, cv2.CMP_GE)
+        _, settled = cv2.threshold(self._settled_frames, _SETTLE_FRAMES - 1, 255, cv2.THRESH_BINARY)
         if cfg.moving_rate > 0:
             cv2.accumulateWeighted(
                 level, background, cfg.moving_rate, mask=cv2.bitwise_xor(moving, settled)
