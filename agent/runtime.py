@@ -12,6 +12,7 @@ import logging
 import signal
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -57,7 +58,7 @@ class Runtime:
         self.media_dir = media_dir(data_dir)
         self.vault = Vault.load_or_create(data_dir / "secrets" / "personal-data.key")
         self.audit = AuditLog(self.database)
-        self.accounts = AccountStore(self.database)
+        self.accounts = AccountStore.from_config(self.database, config.web)
         self.events = EventStore(self.database, self.media_dir)
         self.alerts = AlertService(config, self.database, target=self)
         self.events.add_listener(self.alerts.enqueue_event)
@@ -168,8 +169,13 @@ class Runtime:
             worker.start()
 
     def stop(self) -> None:
-        for worker in reversed(list(self.cameras.values())):
-            worker.stop()
+        # Cameras stop side by side: a thread blocked in an RTSP open or read returns only within
+        # its own timeouts, and four of those in a row would outlast systemd's stop timeout.
+        with ThreadPoolExecutor(max_workers=max(1, len(self.cameras))) as pool:
+            for worker in self.cameras.values():
+                camera = worker.config
+                timeout = max(camera.open_timeout_seconds, camera.stall_timeout_seconds) + 1
+                pool.submit(worker.stop, timeout)
         self.alerts.stop()
         self.database.close()
 
@@ -216,6 +222,9 @@ class Runtime:
                 port=self.config.web.port,
                 log_config=None,
                 access_log=False,
+                # Nothing proxies the kiosk: trusting X-Forwarded-For from 127.0.0.1 would let a
+                # local process dodge the per-address sign-in throttle.
+                proxy_headers=False,
                 lifespan="on",
             )
             self._server = _EmbeddedServer(server_config)
