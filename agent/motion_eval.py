@@ -34,9 +34,10 @@ log = logging.getLogger(__name__)
 Image = npt.NDArray[Any]
 Detect = Callable[[Image], MotionResult]
 
-# A frame counts as having true motion when at least this many truth pixels move: a few pixels
-# of a limb entering the picture are not something anyone could be alerted to.
-TRUTH_MIN_PIXELS = 30
+# A frame counts as having true motion when at least this share of its pixels truly moves (the
+# detector's default minimum blob): a few pixels of a limb entering the picture are not something
+# anyone could be alerted to. Frames with less, but some, true motion are not scored per frame.
+TRUTH_MIN_FRACTION = 0.0005
 _GT_MOTION = 255
 _GT_SHADOW = 50
 
@@ -181,11 +182,12 @@ def evaluate(
             continue
         truth = frame.truth
         moving_pixels = int(np.count_nonzero(truth == _GT_MOTION))
-        truth_moving.append(moving_pixels >= TRUTH_MIN_PIXELS)
+        enough = max(1, round(TRUTH_MIN_FRACTION * truth.size))
+        truth_moving.append(moving_pixels >= enough)
         if not frame.scored:
             continue
         _score_pixels(score, result.mask, truth, roi)
-        if moving_pixels >= TRUTH_MIN_PIXELS:
+        if moving_pixels >= enough:
             score.positive_frames += 1
             score.detected_positive_frames += motion
         elif moving_pixels == 0:

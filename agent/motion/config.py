@@ -46,7 +46,9 @@ class MotionConfig(BaseModel):
         le=10_000,
         description="frames a lighting change may suppress detection before it is learned",
     )
-    warmup_frames: int = Field(default=8, ge=1, le=1000)
+    warmup_frames: int = Field(
+        default=30, ge=1, le=1000, description="frames learned before motion is reported"
+    )
 
 
 class EventConfig(BaseModel):

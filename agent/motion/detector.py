@@ -61,6 +61,9 @@ _TRACK_KERNEL5 = np.ones((5, 5), np.uint8)
 _BIG_GAIN_JUMP = _LOG_SCALE * math.log(1.3)  # a 30 % brightness jump in one frame
 _NOISE_JUMP = 1.6  # frame noise this many times above or below its recent average
 _NOISE_AVERAGE_RATE = 0.05
+_NOISE_FLOOR = 0.3
+_BUDGET_REFILL = 0.25
+_FORGET = 0.2  # noise is forgotten five times slower than it is learned
 _SETTLE_FRAMES = 3  # frames a change must stay still before it is learned as settled
 _ONE = np.ones((1,), np.uint8)
 
@@ -181,7 +184,7 @@ class MotionDetector:
         self._settled_frames: Mask = self._empty_mask.copy()
         self._previous_motion: Mask = self._empty_mask.copy()
         self._ignore: Mask = self._privacy
-        self._global_run = 0
+        self._global_spent = 0.0
         self._noise_average = 0.0
 
     # -- detection ----------------------------------------------------------------------------
@@ -247,13 +250,17 @@ class MotionDetector:
             self._noise_average = noise
         else:
             self._noise_average += _NOISE_AVERAGE_RATE * (noise - self._noise_average)
+        # Suppression has a budget: each lighting-change frame spends one frame of it, each calm
+        # frame earns back a quarter. A change that never settles (auto exposure gone mad,
+        # flickering lamp) exhausts the budget, and from then on it is learned like any other
+        # dynamic background instead of blinding the detector forever.
         if (sudden or changed > self.config.global_change_fraction) and not learning:
-            self._global_run += 1
-            if self._global_run <= self.config.max_global_change_frames:
+            self._global_spent += 1.0
+            if self._global_spent <= self.config.max_global_change_frames:
                 self._rebase(level, variance, residual)
                 return self._quiet(timestamp, lighting_change=True, changed=changed, noise=noise)
         else:
-            self._global_run = 0
+            self._global_spent = max(0.0, self._global_spent - _BUDGET_REFILL)
 
         persistent = cv2.bitwise_and(raw, self._previous_raw)
         persistent = cv2.medianBlur(persistent, 3)
@@ -318,7 +325,9 @@ class MotionDetector:
         """Robust noise level of this frame (median absolute residual on a sparse grid)."""
         sample = np.abs(residual[1::4, 1::4]).ravel()
         middle = sample.size // 2
-        return float(np.partition(sample, middle)[middle]) * 1.4826
+        # A perfectly still synthetic or frozen picture has no noise at all; keep a floor so
+        # ratios of noise levels stay finite.
+        return max(_NOISE_FLOOR, float(np.partition(sample, middle)[middle]) * 1.4826)
 
     def _rebase(self, level: FloatImage, variance: FloatImage, residual: FloatImage) -> None:
         """Take the current frame as the new background after a global change."""
@@ -344,7 +353,9 @@ class MotionDetector:
         learning: bool,
     ) -> None:
         cfg = self.config
-        moving = cv2.dilate(raw, _TRACK_KERNEL5)
+        # While learning, everything is background: whatever sways in the first seconds (trees,
+        # water) sets its own noise level before it could be taken for motion.
+        moving = self._empty_mask if learning else cv2.dilate(raw, _TRACK_KERNEL5)
         still = cv2.bitwise_not(moving)
         fast = max(cfg.background_rate, 1.0 / self._frames) if learning else cfg.background_rate
         cv2.accumulateWeighted(level, background, fast, mask=still)
@@ -362,7 +373,12 @@ class MotionDetector:
         squared = cv2.multiply(residual, residual)
         squared = cv2.min(squared, variance * np.float32(_VARIANCE_CAP))
         rate = max(cfg.variance_rate, 1.0 / self._frames) if learning else cfg.variance_rate
-        cv2.accumulateWeighted(squared, variance, rate, mask=still)
+        # Noise is learned fast upwards and forgotten slowly: foliage in gusty wind keeps the
+        # bar of its strongest gust through the calm between gusts.
+        rising = cv2.bitwise_and(cv2.compare(squared, variance, cv2.CMP_GT), still)
+        cv2.accumulateWeighted(squared, variance, rate, mask=rising)
+        falling = rate if learning else rate * _FORGET
+        cv2.accumulateWeighted(squared, variance, falling, mask=cv2.bitwise_xor(still, rising))
         # Under motion the noise is still learned, ten times slower: a swaying branch raises
         # its own bar within seconds, a person walking past leaves almost no trace.
         cv2.accumulateWeighted(squared, variance, rate * 0.1, mask=moving)
