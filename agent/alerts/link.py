@@ -45,6 +45,8 @@ SESSION_EXPIRY_SECONDS = 7 * 24 * 3600
 # Rows enqueued by another connection or a missed wake-up are still found within this time.
 _POLL_SECONDS = 1.0
 _STRAGGLER_SECONDS = 0.05
+# Reconnects in a row with the same oldest message unacknowledged before it counts as poison.
+_POISON_RECONNECTS = 5
 # paho re-sends in-flight messages on reconnect; should that not happen, start over instead of
 # waiting forever (duplicates are harmless, a stalled outbox is not).
 _RESEND_GRACE_SECONDS = 30.0
@@ -128,13 +130,27 @@ class MqttLink:
         if self._client is not None:
             return
         client = self._build_client()
-        v5 = self._config.protocol == "5"
-        properties = None
-        if v5:
-            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-            properties.SessionExpiryInterval = SESSION_EXPIRY_SECONDS
+        self._connect(client)
+        self._client = client
+        self._stopping.clear()
+        client.loop_start()
+        self._drain_thread = threading.Thread(
+            target=self._drain_forever, name="mqtt-outbox", daemon=True
+        )
+        self._drain_thread.start()
+        log.info(
+            "MQTT link starting: %s:%d, MQTT %s, client id %s",
+            self._config.host,
+            self._config.port,
+            self._config.protocol,
+            self._client_id,
+        )
+
+    def _connect(self, client: mqtt.Client) -> None:
         try:
-            if v5:
+            if self._config.protocol == "5":
+                properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+                properties.SessionExpiryInterval = SESSION_EXPIRY_SECONDS
                 # paho's default for MQTT 5 is a clean start on the first connect, which would
                 # throw away the commands queued for us while we were off.
                 client.connect_async(
@@ -150,20 +166,26 @@ class MqttLink:
                 )
         except ValueError as exc:
             raise AlertLinkError(f"invalid MQTT broker address: {exc}") from exc
+
+    def _replace_client(self) -> None:
+        """A fresh paho client under the same client id (drain thread only).
+
+        paho keeps its own copy of every unacknowledged message and re-sends it on each
+        reconnect; the only way to forget one is a new client. The broker session (command
+        subscription, queued commands) belongs to the client id and survives.
+        """
+        old = self._client
+        if old is not None:
+            old.disconnect()
+            old.loop_stop()
+        self._acks.clear()
+        self._inflight.clear()
+        with self._lock:
+            self._connected = False
+        client = self._build_client()
+        self._connect(client)
         self._client = client
-        self._stopping.clear()
         client.loop_start()
-        self._drain_thread = threading.Thread(
-            target=self._drain_forever, name="mqtt-outbox", daemon=True
-        )
-        self._drain_thread.start()
-        log.info(
-            "MQTT link starting: %s:%d, MQTT %s, client id %s",
-            self._config.host,
-            self._config.port,
-            self._config.protocol,
-            self._client_id,
-        )
 
     def stop(self, timeout: float = 5.0) -> None:
         """Publish ``stopped``, wait briefly for outstanding acks, disconnect without a will."""
@@ -381,7 +403,10 @@ class MqttLink:
     def _drain_forever(self) -> None:
         cursor = 0
         inflight_generation = 0
+        seen_generation = 0
         resend_wait_since: float | None = None
+        suspect: int | None = None  # the oldest in-flight row across the last reconnects
+        suspect_losses = 0
         while True:
             # Acks wake this thread in batches; the last few of a burst are picked up soon.
             self._wake.wait(_STRAGGLER_SECONDS if self._inflight else _POLL_SECONDS)
@@ -393,6 +418,21 @@ class MqttLink:
                 with self._lock:
                     connected = self._connected
                     generation = self._generation
+                if generation != seen_generation:
+                    # The connection was lost with rows in flight. Should that keep happening
+                    # with the same oldest row unacknowledged, the row itself is the cause (the
+                    # broker drops clients whose publish it refuses, or that are too large).
+                    head = min(self._inflight.values()) if self._inflight else None
+                    if head is not None and head == suspect:
+                        suspect_losses += generation - seen_generation
+                    else:
+                        suspect, suspect_losses = head, 0
+                    seen_generation = generation
+                    if suspect is not None and suspect_losses >= _POISON_RECONNECTS:
+                        self._drop_poison(suspect, suspect_losses)
+                        cursor, suspect, suspect_losses = suspect, None, 0
+                        resend_wait_since = None
+                        continue
                 if not connected:
                     continue
                 if self._inflight and generation != inflight_generation:
@@ -401,7 +441,7 @@ class MqttLink:
                         resend_wait_since = now
                     elif now - resend_wait_since > _RESEND_GRACE_SECONDS:
                         log.warning("in-flight messages not re-sent after reconnect; resending")
-                        self._inflight.clear()
+                        self._replace_client()
                         cursor = 0
                         resend_wait_since = None
                     continue
@@ -411,6 +451,19 @@ class MqttLink:
             except Exception:  # the drain thread must outlive any one failure
                 log.exception("outbox drain failed; retrying")
                 self._stopping.wait(_POLL_SECONDS)
+
+    def _drop_poison(self, seq: int, losses: int) -> None:
+        with self._database.write() as db:
+            outbox.delete(db, [seq])
+        with self._lock:
+            self._rejected += 1
+        log.error(
+            "outbox message %d dropped: the broker closed the connection %d times while it"
+            " was in flight (refused by the ACL, or larger than the broker accepts?)",
+            seq,
+            losses,
+        )
+        self._replace_client()
 
     def _publish_rows(self, cursor: int) -> int:
         client = self._client

@@ -147,7 +147,9 @@ def test_rejected_messages_are_counted_and_do_not_block_the_outbox(
     finally:
         kiosk.stop()
         database.close()
-    assert "broker rejected" in caplog.text
+    # Refused with a PUBACK error, or (when Mosquitto hangs up before the PUBACK is read)
+    # dropped as the message that keeps breaking the connection: counted and logged either way.
+    assert "broker rejected" in caplog.text or "the broker closed the connection" in caplog.text
     assert PASSWORDS["kiosk-1"] not in caplog.text
 
 

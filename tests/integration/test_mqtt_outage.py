@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,6 +14,7 @@ from simulators.command_center import CommandCenter
 from tests.fixtures.mosquitto import (
     MosquittoBroker,
     RecordingTarget,
+    Transition,
     kiosk_config,
     produce_events,
 )
@@ -105,3 +107,32 @@ def test_a_full_outbox_drops_visibly_and_the_command_centre_sees_the_gap(
     assert [e["event_id"] for e in events] == [f"ev-{n}" for n in (*range(20), *range(70, 170))]
     assert centre.gaps("kiosk-1") == list(range(21, 71))
     assert reported is not None and reported["outbox"]["dropped"] == {"alert": 50}
+
+
+def test_a_message_the_broker_never_accepts_is_dropped_and_the_rest_flows(
+    mosquitto_factory: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Mosquitto hangs up on a packet above max_packet_size without acknowledging it; paho
+    # would re-send it on every reconnect and nothing behind it would ever go.
+    broker: MosquittoBroker = mosquitto_factory(extra_config=("max_packet_size 4000",))
+    data_dir = tmp_path / "kiosk"
+    database = Database(data_dir / "kiosk.sqlite3")
+    service = AlertService(kiosk_config(data_dir, broker.port), database, RecordingTarget())
+    with CommandCenter(port=broker.port, kiosks=["kiosk-1"]) as centre:
+        service.start()
+        try:
+            wait_until(lambda: centre.status("kiosk-1") == "online", 10, "kiosk online")
+            with database.write() as db:
+                service.enqueue_event(db, Transition("start", "before", "cam1", 1.0, 1.0))
+                service.enqueue_report(db, "oversized", {"blob": "x" * 10_000})
+                service.enqueue_event(db, Transition("start", "after", "cam1", 2.0, 2.0))
+            wait_until(lambda: len(centre.alerts("kiosk-1")) >= 2, 30, "the other messages")
+            wait_until(lambda: service.health()["outbox"]["depth"] == 0, 10, "outbox empty")  # type: ignore[index]
+            assert service.health()["rejected"] == 1
+        finally:
+            service.stop()
+            database.close()
+    assert [e["event_id"] for e in centre.events("kiosk-1")] == ["before", "after"]
+    assert centre.reports("kiosk-1") == []
+    assert centre.gaps("kiosk-1") == [2]  # the centre can tell something is missing
+    assert "the broker closed the connection 5 times" in caplog.text
