@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 SESSION_EXPIRY_SECONDS = 7 * 24 * 3600
 # Rows enqueued by another connection or a missed wake-up are still found within this time.
 _POLL_SECONDS = 1.0
+# With rows in flight, acks too few to have woken the drain thread are collected this soon.
 _STRAGGLER_SECONDS = 0.05
 # Reconnects in a row with the same oldest message unacknowledged before it counts as poison.
 _POISON_RECONNECTS = 5
