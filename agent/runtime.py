@@ -201,7 +201,6 @@ class Runtime:
     async def serve(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set; the caller has started the parts."""
         from web_ui.app import create_app
-
         from web_ui.context import WebContext
 
         housekeeping = asyncio.create_task(self._housekeeping())

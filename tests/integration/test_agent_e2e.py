@@ -30,9 +30,26 @@ PASSWORD = "correct horse battery staple"
 
 def add_user(config: Path, data_dir: Path, username: str, role: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "agent", "user", "add", "--config", str(config),
-         "--data-dir", str(data_dir), "--username", username, "--role", role],
-        input=PASSWORD + "\n", capture_output=True, text=True, timeout=60, cwd=REPO,
+        [
+            sys.executable,
+            "-m",
+            "agent",
+            "user",
+            "add",
+            "--config",
+            str(config),
+            "--data-dir",
+            str(data_dir),
+            "--username",
+            username,
+            "--role",
+            role,
+        ],
+        input=PASSWORD + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
     )
     assert result.returncode == 0, result.stderr
 
@@ -55,8 +72,9 @@ def camera_states(agent: AgentProcess) -> dict[str, dict[str, Any]]:
     return dict(health.get("parts", {}).get("cameras", {}))
 
 
-def kiosk_sections(broker: MosquittoBroker, cameras: list[dict[str, Any]],
-                   **events: Any) -> dict[str, Any]:
+def kiosk_sections(
+    broker: MosquittoBroker, cameras: list[dict[str, Any]], **events: Any
+) -> dict[str, Any]:
     return {
         "device": {"id": DEVICE, "name": "测试服务亭"},
         "cameras": cameras,
@@ -92,11 +110,15 @@ def test_demo_config_shows_every_camera_online_with_fps_and_snapshot(
 
     expected = {"square": "村口广场", "road": "进村道路", "orchard": "果园"}
     wait_until(
-        lambda: all(
-            camera.get("state") == "online" and camera.get("fps", 0) > 0
-            for camera in camera_states(agent).values()
-        ) and set(camera_states(agent)) == set(expected),
-        60, "every demo camera online with a measured fps",
+        lambda: (
+            all(
+                camera.get("state") == "online" and camera.get("fps", 0) > 0
+                for camera in camera_states(agent).values()
+            )
+            and set(camera_states(agent)) == set(expected)
+        ),
+        60,
+        "every demo camera online with a measured fps",
     )
     health = agent.healthz()
     assert health is not None
@@ -132,8 +154,15 @@ def test_walking_person_reaches_the_command_centre(
     mosquitto: MosquittoBroker,
     command_centre: CommandCenter,
 ) -> None:
-    cameras = [{"id": "gate", "name": "村口", "source": "sim://walking_person?seed=1",
-                "fps": 10, "resolution": "320x240"}]
+    cameras = [
+        {
+            "id": "gate",
+            "name": "村口",
+            "source": "sim://walking_person?seed=1",
+            "fps": 10,
+            "resolution": "320x240",
+        }
+    ]
     agent = agent_factory(kiosk_sections(mosquitto, cameras))
     agent.start()
     assert command_centre.wait_for(lambda: command_centre.status(DEVICE) == "online", 30)
@@ -199,8 +228,14 @@ def produce_burst(config: Path, data_dir: Path, total: int) -> subprocess.Popen[
     """Record ``total`` events into the agent's own database from a second process, in
     small transactions, as a busy camera would; the running agent drains them."""
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.integration.burst_producer", str(config), str(data_dir),
-         str(total)],
+        [
+            sys.executable,
+            "-m",
+            "tests.integration.burst_producer",
+            str(config),
+            str(data_dir),
+            str(total),
+        ],
         cwd=REPO,
     )
 
@@ -255,10 +290,17 @@ def test_registration_made_while_the_broker_is_down_arrives_later(
     response = host.post(
         f"/api/homestays/{homestay_id}/guests",
         json={
-            "name": "张三丰", "sex": "male", "ethnicity": "汉族", "birth_date": "1990-03-07",
-            "id_type": "resident_id", "id_number": id_number, "phone": phone,
-            "address": "浙江省杭州市西湖区文三路100号", "room": "201",
-            "check_in": "2026-11-29T14:00:00+08:00", "expected_check_out": "2026-12-01",
+            "name": "张三丰",
+            "sex": "male",
+            "ethnicity": "汉族",
+            "birth_date": "1990-03-07",
+            "id_type": "resident_id",
+            "id_number": id_number,
+            "phone": phone,
+            "address": "浙江省杭州市西湖区文三路100号",
+            "room": "201",
+            "check_in": "2026-11-29T14:00:00+08:00",
+            "expected_check_out": "2026-12-01",
         },
     )
     assert response.status_code == 201, response.text
