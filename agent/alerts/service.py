@@ -8,6 +8,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import sqlite_utils
@@ -38,6 +39,27 @@ _MAX_SNAPSHOT_BYTES = 8 * 1024 * 1024
 _VERSION = "0.1.0"
 # Queued to the worker to publish health now; no command has an empty name.
 _HEALTH_NOW: tuple[str, bytes] = ("", b"")
+
+
+def camera_summary(agent_health: Mapping[str, object]) -> dict[str, dict[str, object]]:
+    """Per-camera ``fps`` and ``state`` from the agent's health report.
+
+    The cameras may sit at the top (``cameras``) or under ``parts`` (the runtime's report);
+    whatever else a camera entry carries stays in the ``health`` command's full answer.
+    """
+    cameras = agent_health.get("cameras")
+    parts = agent_health.get("parts")
+    if not isinstance(cameras, Mapping) and isinstance(parts, Mapping):
+        cameras = parts.get("cameras")
+    if not isinstance(cameras, Mapping):
+        return {}
+    summary: dict[str, dict[str, object]] = {}
+    for camera_id, entry in cameras.items():
+        if isinstance(entry, Mapping):
+            summary[str(camera_id)] = {
+                key: jsonable(entry[key]) for key in ("fps", "state", "armed") if key in entry
+            }
+    return summary
 
 
 def default_client_id(config: AgentConfig) -> str:
@@ -287,21 +309,25 @@ class AlertService:
             self._link.publish(topic, json.dumps(body, ensure_ascii=False).encode())
 
     def health_message(self) -> dict[str, object]:
-        """The periodic ``health`` payload: host readings, the agent's cameras, outbox, link."""
-        try:
-            agent: object = jsonable(dict(self._target.health()))
-        except Exception:  # health must still go out when a part misbehaves
-            log.exception("agent health unavailable")
-            agent = {"error": "unavailable"}
-        link = self.health()
-        return {
+        """The periodic ``health`` payload: host readings, cameras, outbox and link."""
+        message: dict[str, object] = {
             "ts": iso_utc(time.time()),
             "device": self._config.device.id,
-            "system": read_system(self._config.device.data_dir, self._started),
-            "agent": agent,
-            "outbox": link.pop("outbox"),
-            "link": link,
         }
+        try:
+            agent = dict(self._target.health())
+        except Exception:  # health must still go out when a part misbehaves
+            log.exception("agent health unavailable")
+            agent = {"status": "unknown", "problems": ["agent health unavailable"]}
+        for key in ("status", "problems"):
+            if key in agent:
+                message[key] = jsonable(agent[key])
+        message["cameras"] = camera_summary(agent)
+        message["system"] = read_system(self._config.device.data_dir, self._started)
+        link = self.health()
+        message["outbox"] = link.pop("outbox")
+        message["link"] = link
+        return message
 
     def _publish_health(self) -> bool:
         if self._link is None or not self._link.connected:

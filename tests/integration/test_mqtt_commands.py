@@ -128,7 +128,7 @@ def test_state_health_and_discovery_are_published_on_connect(
             health = centre.health("kiosk-1")
             assert health is not None
             assert health["outbox"]["depth"] == 0
-            assert health["agent"]["cameras"]["cam2"]["fps"] == 15.0
+            assert health["cameras"]["cam2"] == {"fps": 15.0, "state": "streaming"}
             assert health["system"]["uptime_seconds"] >= 0
             assert "free_bytes" in health["system"]["disk"]
 

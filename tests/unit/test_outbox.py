@@ -333,3 +333,25 @@ def test_the_event_trackers_own_transitions_are_accepted(service: AlertService) 
     assert body["type"] == "end" and body["end_reason"] == "quiet"
     assert body["boxes"] == [[12, 40, 64, 128]] and body["zones"] == ["gate", "road"]
     assert body["ended_at"] == "1970-01-01T00:00:10.000Z"
+
+
+def test_health_message_summarises_cameras_from_the_runtime_report() -> None:
+    from agent.alerts.service import camera_summary
+
+    runtime_report = {
+        "status": "degraded",
+        "parts": {
+            "cameras": {
+                "gate": {"fps": 14.8, "state": "online", "armed": True, "last_error": None},
+                "road": {"fps": 0.0, "state": "reconnecting", "armed": False},
+            },
+        },
+    }
+    assert camera_summary(runtime_report) == {
+        "gate": {"fps": 14.8, "state": "online", "armed": True},
+        "road": {"fps": 0.0, "state": "reconnecting", "armed": False},
+    }
+    assert camera_summary({"cameras": {"c": {"fps": 5, "state": "online"}}}) == {
+        "c": {"fps": 5, "state": "online"}
+    }
+    assert camera_summary({"cameras": "garbage"}) == {}
