@@ -121,7 +121,9 @@ class AlertService:
     def stop(self) -> None:
         if self._worker is not None:
             self._stop.set()
-            self._commands.put(None)
+            # A full queue needs no marker: the worker checks the stop flag after each item.
+            with contextlib.suppress(queue.Full):
+                self._commands.put_nowait(None)
             self._worker.join(10)
             self._worker = None
         if self._link is not None:
