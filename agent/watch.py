@@ -24,6 +24,7 @@ import numpy.typing as npt
 
 from agent.errors import CameraError, StoreError, ValidationError
 from agent.motion import EventConfig, FrameError, MotionConfig, MotionDetector, MotionResult
+from agent.motion.frames import check_frame
 from agent.motion.regions import PrivacyMasker
 from agent.motion.schedule import is_armed
 from agent.motion.tracker import EventTracker, EventTransition, new_event_id
@@ -40,6 +41,7 @@ MotionCallback = Callable[[str, bool], None]
 
 _CLIP_MAX_WIDTH = 640  # clips are for a quick look; full resolution would triple the memory
 _CLIP_MAX_FPS = 8.0
+_MIN_FRAME_SIDE = 16
 
 
 class CameraWatch:
@@ -187,6 +189,10 @@ class CameraWatch:
         if not isinstance(image, np.ndarray) or image.ndim < 2:
             raise FrameError("not an image")
         size = (int(image.shape[1]), int(image.shape[0]))
+        # Check the frame on its own terms before a size change can rebuild the detector.
+        check_frame(image, *size)
+        if min(size) < _MIN_FRAME_SIDE:
+            raise FrameError(f"{size[0]}x{size[1]} is too small to analyse")
         detector = self._detector
         if detector is None or detector.frame_size != size:
             # First frame, or the camera came back at another resolution.

@@ -18,6 +18,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -326,7 +327,7 @@ class _Car:
 
     def _draw(
         self,
-        target: npt.NDArray[np.generic],
+        target: npt.NDArray[Any],
         x: float,
         bottom: float,
         fill: tuple[int, ...] | None,
@@ -485,8 +486,8 @@ class _Precipitation:
                     cv2.LINE_AA,
                     4,
                 )
-            overlay = cv2.GaussianBlur(overlay, (3, 3), 0)
-            state.image += overlay[:, :, None] * (240 - state.image)
+            blurred = cv2.GaussianBlur(overlay, (3, 3), 0)
+            state.image += blurred[:, :, None] * (240 - state.image)
 
 
 class Scene:

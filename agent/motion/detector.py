@@ -62,6 +62,7 @@ _BIG_GAIN_JUMP = _LOG_SCALE * math.log(1.3)  # a 30 % brightness jump in one fra
 _NOISE_JUMP = 1.6  # frame noise this many times above or below its recent average
 _NOISE_AVERAGE_RATE = 0.05
 _NOISE_FLOOR = 0.3
+_SURE_BLOB_FACTOR = 4  # blobs this many times the minimum area need no third frame
 _BUDGET_REFILL = 0.25
 _FORGET = 0.2  # noise is forgotten five times slower than it is learned
 _SETTLE_FRAMES = 3  # frames a change must stay still before it is learned as settled
@@ -262,7 +263,7 @@ class MotionDetector:
         else:
             self._global_spent = max(0.0, self._global_spent - _BUDGET_REFILL)
 
-        persistent = cv2.bitwise_and(raw, self._previous_raw)
+        persistent = cv2.bitwise_and(raw, cv2.dilate(self._previous_raw, _KERNEL))
         persistent = cv2.medianBlur(persistent, 3)
         self._previous_raw = raw
         # A blob must also touch where something persisted the frame before: rain and snow
@@ -411,9 +412,10 @@ class MotionDetector:
             x, y, w, h = cv2.boundingRect(contour)
             blob = counted[y : y + h, x : x + w]
             pixels = cv2.countNonZero(blob)
-            if (
-                pixels < self._min_pixels
-                or 2 * cv2.countNonZero(cv2.bitwise_and(blob, confirmed_by[y : y + h, x : x + w]))
+            if pixels < self._min_pixels or (
+                # A big blob is not chance; a small one must have been there the frame before.
+                pixels < _SURE_BLOB_FACTOR * self._min_pixels
+                and 2 * cv2.countNonZero(cv2.bitwise_and(blob, confirmed_by[y : y + h, x : x + w]))
                 < pixels
             ):
                 dropped.append(contour)
