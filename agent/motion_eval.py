@@ -148,6 +148,61 @@ def _episodes(moving: list[bool], fps: float, gap_seconds: float) -> list[tuple[
     return runs
 
 
+class Scorer:
+    """Scores one detector frame by frame; several can run side by side on the same frames."""
+
+    def __init__(self, *, fps: float, events: EventConfig, roi: Image | None = None) -> None:
+        self.score = SequenceScore(fps=fps)
+        self._events = events
+        self._roi = roi
+        self._tracker = EventTracker("eval", events, id_factory=_counter())
+        self._truth_moving: list[bool] = []
+        self._open_event: float | None = None
+
+    def add(self, frame: EvalFrame, result: MotionResult) -> None:
+        score = self.score
+        ts = score.frames / score.fps
+        score.frames += 1
+        motion = bool(result.boxes)
+        score.motion_frames += motion
+        for transition in self._tracker.update(
+            ts, motion=motion, score=result.score, boxes=result.boxes, zones=result.zones
+        ):
+            if transition.kind == "start":
+                self._open_event = transition.started_at
+            elif transition.kind == "end" and self._open_event is not None:
+                score.events.append((self._open_event, transition.ended_at or ts))
+                self._open_event = None
+        if frame.truth is None:
+            score.has_truth = False
+            self._truth_moving.append(False)
+            return
+        truth = frame.truth
+        moving_pixels = int(np.count_nonzero(truth == _GT_MOTION))
+        enough = max(1, round(TRUTH_MIN_FRACTION * truth.size))
+        self._truth_moving.append(moving_pixels >= enough)
+        if not frame.scored:
+            return
+        _score_pixels(score, result.mask, truth, self._roi)
+        if moving_pixels >= enough:
+            score.positive_frames += 1
+            score.detected_positive_frames += motion
+        elif moving_pixels == 0:
+            score.negative_frames += 1
+            score.false_frames += motion
+
+    def finish(self) -> SequenceScore:
+        score = self.score
+        if self._open_event is not None:
+            score.events.append((self._open_event, max(0, score.frames - 1) / score.fps))
+            self._open_event = None
+        if score.has_truth:
+            score.truth_episodes = _episodes(
+                self._truth_moving, score.fps, self._events.quiet_seconds
+            )
+        return score
+
+
 def evaluate(
     frames: Iterable[EvalFrame],
     detect: Detect,
@@ -157,47 +212,10 @@ def evaluate(
     roi: Image | None = None,
 ) -> SequenceScore:
     """Run ``detect`` over ``frames`` and score masks, frames and events."""
-    score = SequenceScore(fps=fps)
-    tracker = EventTracker("eval", events, id_factory=_counter())
-    truth_moving: list[bool] = []
-    open_event: float | None = None
-    index = -1
-    for index, frame in enumerate(frames):
-        ts = index / fps
-        result = detect(frame.image)
-        score.frames += 1
-        motion = bool(result.boxes)
-        score.motion_frames += motion
-        for transition in tracker.update(
-            ts, motion=motion, score=result.score, boxes=result.boxes, zones=result.zones
-        ):
-            if transition.kind == "start":
-                open_event = transition.started_at
-            elif transition.kind == "end" and open_event is not None:
-                score.events.append((open_event, transition.ended_at or ts))
-                open_event = None
-        if frame.truth is None:
-            score.has_truth = False
-            truth_moving.append(False)
-            continue
-        truth = frame.truth
-        moving_pixels = int(np.count_nonzero(truth == _GT_MOTION))
-        enough = max(1, round(TRUTH_MIN_FRACTION * truth.size))
-        truth_moving.append(moving_pixels >= enough)
-        if not frame.scored:
-            continue
-        _score_pixels(score, result.mask, truth, roi)
-        if moving_pixels >= enough:
-            score.positive_frames += 1
-            score.detected_positive_frames += motion
-        elif moving_pixels == 0:
-            score.negative_frames += 1
-            score.false_frames += motion
-    if open_event is not None:
-        score.events.append((open_event, max(0, index) / fps))
-    if score.has_truth:
-        score.truth_episodes = _episodes(truth_moving, fps, events.quiet_seconds)
-    return score
+    scorer = Scorer(fps=fps, events=events, roi=roi)
+    for frame in frames:
+        scorer.add(frame, detect(frame.image))
+    return scorer.finish()
 
 
 def _score_pixels(score: SequenceScore, mask: Image, truth: Image, roi: Image | None) -> None:
