@@ -46,8 +46,9 @@ SESSION_EXPIRY_SECONDS = 7 * 24 * 3600
 _POLL_SECONDS = 1.0
 # With rows in flight, acks too few to have woken the drain thread are collected this soon.
 _STRAGGLER_SECONDS = 0.05
-# Reconnects in a row with the same oldest message unacknowledged before it counts as poison.
-_POISON_RECONNECTS = 5
+# Reconnects in a row with the same oldest message unacknowledged before it is suspected (and
+# sent alone), and again, sent alone, before it is dropped as the cause.
+_POISON_RECONNECTS = 3
 # paho re-sends in-flight messages on reconnect; should that not happen, start over instead of
 # waiting forever (duplicates are harmless, a stalled outbox is not).
 _RESEND_GRACE_SECONDS = 30.0
@@ -406,8 +407,13 @@ class MqttLink:
         inflight_generation = 0
         seen_generation = 0
         resend_wait_since: float | None = None
-        suspect: int | None = None  # the oldest in-flight row across the last reconnects
+        # Poison handling. The oldest in-flight row across reconnects is the suspect; when the
+        # connection keeps dying with it unacknowledged, the window shrinks to one message up
+        # to ``careful_until`` so a message that breaks the connection is caught alone (the
+        # one before it may just have lost its PUBACK in the hang-up), and only then dropped.
+        suspect: int | None = None
         suspect_losses = 0
+        careful_until: int | None = None
         while True:
             # Acks wake this thread in batches; the last few of a burst are picked up soon.
             self._wake.wait(_STRAGGLER_SECONDS if self._inflight else _POLL_SECONDS)
@@ -420,9 +426,6 @@ class MqttLink:
                     connected = self._connected
                     generation = self._generation
                 if generation != seen_generation:
-                    # The connection was lost with rows in flight. Should that keep happening
-                    # with the same oldest row unacknowledged, the row itself is the cause (the
-                    # broker drops clients whose publish it refuses, or that are too large).
                     head = min(self._inflight.values()) if self._inflight else None
                     if head is not None and head == suspect:
                         suspect_losses += generation - seen_generation
@@ -430,8 +433,19 @@ class MqttLink:
                         suspect, suspect_losses = head, 0
                     seen_generation = generation
                     if suspect is not None and suspect_losses >= _POISON_RECONNECTS:
-                        self._drop_poison(suspect, suspect_losses)
-                        cursor, suspect, suspect_losses = suspect, None, 0
+                        if careful_until is None:
+                            careful_until = max(self._inflight.values())
+                            log.warning(
+                                "connection keeps dropping with outbox message %d in flight;"
+                                " sending one message at a time",
+                                suspect,
+                            )
+                            self._replace_client()
+                            cursor = suspect - 1
+                        else:
+                            self._drop_poison(suspect, suspect_losses)
+                            cursor = suspect
+                        suspect, suspect_losses = None, 0
                         resend_wait_since = None
                         continue
                 if not connected:
@@ -448,7 +462,11 @@ class MqttLink:
                     continue
                 resend_wait_since = None
                 inflight_generation = generation
-                cursor = self._publish_rows(cursor)
+                if careful_until is not None and cursor >= careful_until and not self._inflight:
+                    careful_until = None
+                    log.info("outbox back to a full in-flight window")
+                window = 1 if careful_until is not None else self._config.inflight_window
+                cursor = self._publish_rows(cursor, window)
             except Exception:  # the drain thread must outlive any one failure
                 log.exception("outbox drain failed; retrying")
                 self._stopping.wait(_POLL_SECONDS)
@@ -459,16 +477,16 @@ class MqttLink:
         with self._lock:
             self._rejected += 1
         log.error(
-            "outbox message %d dropped: the broker closed the connection %d times while it"
-            " was in flight (refused by the ACL, or larger than the broker accepts?)",
+            "outbox message %d dropped: the broker closed the connection %d times while it was"
+            " the only message in flight (refused by the ACL, or larger than the broker takes?)",
             seq,
             losses,
         )
         self._replace_client()
 
-    def _publish_rows(self, cursor: int) -> int:
+    def _publish_rows(self, cursor: int, window: int) -> int:
         client = self._client
-        room = self._config.inflight_window - len(self._inflight)
+        room = window - len(self._inflight)
         if client is None or room <= 0:
             return cursor
         with self._database.read() as db:
