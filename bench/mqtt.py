@@ -1,9 +1,10 @@
 """MQTT outbox benchmark: drain rate of a large backlog and enqueue-to-receipt latency.
 
 Starts a local Mosquitto, fills the SQLite outbox with N event messages while the link is down
-(an outage), then starts the link and times how long the backlog takes to reach the broker
-(rows deleted on PUBACK) and the subscribed command centre. Then measures latency from enqueue
-to receipt at a steady trickle.
+(an outage), then starts the link and times how long the backlog takes to reach a
+``mosquitto_sub`` subscriber (a C process of its own) and to leave the outbox (rows deleted on
+PUBACK). Then measures latency from enqueue to receipt by the command-centre simulator at a
+steady trickle, one message per transaction.
 
     .venv/bin/python bench/mqtt.py [--messages 100000] [--window 50] [--latency-messages 1000]
 """
