@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 _MASTER_KEY_BYTES = 32
 _NONCE_BYTES = 12
 _FORMAT_V1 = "v1."
+# Sealed binary payloads carry their own prefix (and associated data) so a text token and a
+# binary payload can never be mistaken for each other.
+_BYTES_V1 = b"vk1:"
 _ENCRYPTION_INFO = b"village-kiosk personal data encryption v1"
 _INDEX_INFO = b"village-kiosk personal data blind index v1"
 
@@ -79,9 +82,8 @@ class Vault:
         return cls(_read_key_file(key_path))
 
     def encrypt(self, plaintext: str) -> str:
-        nonce = secrets.token_bytes(_NONCE_BYTES)
-        sealed = self._aead.encrypt(nonce, plaintext.encode("utf-8"), _FORMAT_V1.encode())
-        return _FORMAT_V1 + base64.urlsafe_b64encode(nonce + sealed).decode("ascii")
+        sealed = self._seal(plaintext.encode("utf-8"), _FORMAT_V1.encode())
+        return _FORMAT_V1 + base64.urlsafe_b64encode(sealed).decode("ascii")
 
     def decrypt(self, token: str) -> str:
         if not token.startswith(_FORMAT_V1):
@@ -90,15 +92,30 @@ class Vault:
             raw = base64.urlsafe_b64decode(token[len(_FORMAT_V1) :].encode("ascii"))
         except (binascii.Error, UnicodeEncodeError, ValueError) as exc:
             raise VaultError("vault token is not valid base64") from exc
+        return self._open(raw, _FORMAT_V1.encode()).decode("utf-8")
+
+    def seal(self, data: bytes) -> bytes:
+        """Binary sibling of ``encrypt`` for payloads kept at rest (outbox reports)."""
+        return _BYTES_V1 + self._seal(data, _BYTES_V1)
+
+    def unseal(self, token: bytes) -> bytes:
+        if not token.startswith(_BYTES_V1):
+            raise VaultError("not a sealed payload (unknown version prefix)")
+        return self._open(token[len(_BYTES_V1) :], _BYTES_V1)
+
+    def _seal(self, data: bytes, associated: bytes) -> bytes:
+        nonce = secrets.token_bytes(_NONCE_BYTES)
+        return nonce + self._aead.encrypt(nonce, data, associated)
+
+    def _open(self, raw: bytes, associated: bytes) -> bytes:
         if len(raw) < _NONCE_BYTES + 16:
             raise VaultError("vault token is truncated")
         try:
-            plain = self._aead.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], _FORMAT_V1.encode())
+            return self._aead.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], associated)
         except InvalidTag as exc:
             raise VaultError(
                 "vault token failed authentication: it was altered or sealed with another key"
             ) from exc
-        return plain.decode("utf-8")
 
     def blind_index(self, kind: str, value: str) -> str:
         """Keyed HMAC of the normalized value; ``kind`` separates the index spaces so equal

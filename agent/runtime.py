@@ -60,7 +60,7 @@ class Runtime:
         self.audit = AuditLog(self.database)
         self.accounts = AccountStore.from_config(self.database, config.web)
         self.events = EventStore(self.database, self.media_dir)
-        self.alerts = AlertService(config, self.database, target=self)
+        self.alerts = AlertService(config, self.database, target=self, sealer=self.vault)
         self.events.add_listener(self.alerts.enqueue_event)
         self.homestays = HomestayService(
             self.database,

@@ -34,7 +34,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from agent.alerts import outbox
 from agent.alerts.topics import Topics
 from agent.config import MqttConfig
-from agent.errors import AlertLinkError, StoreError
+from agent.errors import AlertLinkError, KioskError, StoreError
 from agent.store.database import Database
 
 log = logging.getLogger(__name__)
@@ -96,8 +96,10 @@ class MqttLink:
         on_command: Callable[[str, bytes], None],
         state_messages: Callable[[], list[StateMessage]],
         on_connected: Callable[[], None] | None = None,
+        unseal: Callable[[bytes], bytes] | None = None,
     ) -> None:
         self._config = config
+        self._unseal = unseal
         self._client_id = client_id
         self._topics = topics
         self._database = database
@@ -493,7 +495,11 @@ class MqttLink:
             rows = outbox.fetch_after(db, cursor, room)
         published = 0
         for row in rows:
-            info = client.publish(row.topic, row.payload, qos=row.qos, retain=row.retain)
+            payload = self._plain_payload(row)
+            if payload is None:
+                cursor = row.seq
+                continue
+            info = client.publish(row.topic, payload, qos=row.qos, retain=row.retain)
             if info.rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE:
                 break
             # NO_CONN still leaves the message in paho's session; it goes out on reconnect.
@@ -504,6 +510,25 @@ class MqttLink:
             with self._lock:
                 self._published += published
         return cursor
+
+    def _plain_payload(self, row: outbox.OutboxRow) -> bytes | None:
+        """The payload as it goes on the wire; a sealed one that cannot be opened (its key is
+        gone) is dropped and counted, since retrying can never succeed."""
+        if not row.sealed:
+            return row.payload
+        try:
+            if self._unseal is None:
+                raise KioskError("no key to unseal it was given to the link")
+            return self._unseal(row.payload)
+        except KioskError as exc:
+            with self._database.write() as db:
+                outbox.delete(db, [row.seq])
+            with self._lock:
+                self._rejected += 1
+            log.error(
+                "outbox message %d dropped: its sealed payload cannot be opened (%s)", row.seq, exc
+            )
+            return None
 
     def _settle_acks(self) -> None:
         acked: list[int] = self._unsettled

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 import sqlite_utils
 
@@ -47,6 +48,7 @@ class OutboxRow:
     qos: int
     retain: bool
     kind: str
+    sealed: bool = False
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,22 @@ def _create_tables(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
-MIGRATIONS = (Migration(1, "outbox with totals, drop counters and sequences", _create_tables),)
+def _add_sealed_flag(db: sqlite_utils.Database) -> None:
+    db.execute("ALTER TABLE outbox ADD COLUMN sealed INTEGER NOT NULL DEFAULT 0")
+
+
+MIGRATIONS = (
+    Migration(1, "outbox with totals, drop counters and sequences", _create_tables),
+    Migration(2, "payloads with personal data sealed at rest", _add_sealed_flag),
+)
+
+
+class PayloadSealer(Protocol):
+    """Encrypts payloads that carry personal data while they wait in the outbox."""
+
+    def seal(self, data: bytes) -> bytes: ...
+
+    def unseal(self, token: bytes) -> bytes: ...
 
 
 def migrate(database: Database) -> int:
@@ -120,19 +137,22 @@ def enqueue(
     retain: bool = False,
     qos: int = 1,
     replace_pending: bool = False,
+    sealed: bool = False,
     now: float | None = None,
 ) -> str:
     """Add one message inside the caller's write transaction; returns its message id.
 
     ``replace_pending`` drops older rows of the same kind and topic first: a retained topic
     (the latest snapshot) only ever shows its newest value, so older ones are dead weight.
+    ``sealed`` marks a payload the caller encrypted; the link unseals it just before publishing.
     """
     message_id = message_id or new_message_id()
     if replace_pending:
         db.execute("DELETE FROM outbox WHERE kind = ? AND topic = ?", [str(kind), topic])
     db.execute(
-        "INSERT INTO outbox (message_id, topic, payload, qos, retain, kind, size, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO outbox"
+        " (message_id, topic, payload, qos, retain, kind, size, created_at, sealed)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             message_id,
             topic,
@@ -142,6 +162,7 @@ def enqueue(
             str(kind),
             len(payload) + len(topic),
             time.time() if now is None else now,
+            int(sealed),
         ],
     )
     _enforce_limits(db, limits)
@@ -184,7 +205,7 @@ def _enforce_limits(db: sqlite_utils.Database, limits: OutboxLimits) -> None:
 
 def fetch_after(db: sqlite_utils.Database, after_seq: int, limit: int) -> list[OutboxRow]:
     cursor = db.execute(
-        "SELECT seq, message_id, topic, payload, qos, retain, kind FROM outbox"
+        "SELECT seq, message_id, topic, payload, qos, retain, kind, sealed FROM outbox"
         " WHERE seq > ? ORDER BY seq LIMIT ?",
         [after_seq, limit],
     )
@@ -197,6 +218,7 @@ def fetch_after(db: sqlite_utils.Database, after_seq: int, limit: int) -> list[O
             qos=int(row[4]),
             retain=bool(row[5]),
             kind=row[6],
+            sealed=bool(row[7]),
         )
         for row in cursor.fetchall()
     ]

@@ -17,7 +17,7 @@ from agent.alerts import outbox
 from agent.alerts.commands import CommandProcessor, CommandTarget
 from agent.alerts.discovery import DiscoveredCamera, discovery_messages
 from agent.alerts.link import MqttLink, StateMessage
-from agent.alerts.outbox import MessageKind, OutboxLimits
+from agent.alerts.outbox import MessageKind, OutboxLimits, PayloadSealer
 from agent.alerts.payloads import (
     CommandReply,
     EventTransitionLike,
@@ -75,8 +75,17 @@ class AlertService:
     inside the caller's write transaction; the publish methods never block on the network.
     """
 
-    def __init__(self, config: AgentConfig, database: Database, target: CommandTarget) -> None:
+    def __init__(
+        self,
+        config: AgentConfig,
+        database: Database,
+        target: CommandTarget,
+        *,
+        sealer: PayloadSealer | None = None,
+    ) -> None:
         self._config = config
+        # Reports carry personal data (guest registrations): sealed while they wait on disk.
+        self._sealer = sealer
         self._database = database
         self._topics = Topics(config.mqtt.prefix, config.device.id)
         self._limits = OutboxLimits(config.mqtt.outbox_max_rows, config.mqtt.outbox_max_bytes)
@@ -101,6 +110,7 @@ class AlertService:
                 on_command=self._receive_command,
                 state_messages=self._state_messages,
                 on_connected=self._on_connected,
+                unseal=sealer.unseal if sealer is not None else None,
             )
 
     @property
@@ -185,13 +195,15 @@ class AlertService:
             ts=iso_utc(time.time()),
             data=jsonable(payload),
         )
+        encoded = message.model_dump_json().encode()
         outbox.enqueue(
             db,
             topic=topic,
-            payload=message.model_dump_json().encode(),
+            payload=self._sealer.seal(encoded) if self._sealer is not None else encoded,
             kind=MessageKind.REPORT,
             limits=self._limits,
             message_id=message_id,
+            sealed=self._sealer is not None,
         )
         self._wake()
 

@@ -268,7 +268,10 @@ def test_agent_killed_mid_burst_loses_nothing(
 def test_registration_made_while_the_broker_is_down_arrives_later(
     agent_factory: Callable[..., AgentProcess],
     mosquitto: MosquittoBroker,
+    command_centre: CommandCenter,
 ) -> None:
+    # The centre's persistent session (kept by the broker across its restart) is what receives
+    # messages published while the centre itself is still reconnecting.
     mosquitto.stop()
     agent = agent_factory(kiosk_sections(mosquitto, []))
     add_user(agent.config_path, agent.data_dir, "admin1", "admin")
@@ -313,10 +316,11 @@ def test_registration_made_while_the_broker_is_down_arrives_later(
         assert phone.encode() not in raw, path.name
 
     mosquitto.start()
-    with CommandCenter(host=mosquitto.host, port=mosquitto.port, kiosks=[DEVICE]) as centre:
-        assert centre.wait_for(lambda: centre.reports(DEVICE, "registration"), 60)
-        report = centre.reports(DEVICE, "registration")[0]
-    assert report["action"] == "check_in"
-    assert report["guest"]["id_number"] == id_number
+    centre = command_centre
+    assert centre.wait_for(lambda: centre.reports(DEVICE, "registration"), 60)
+    report = centre.reports(DEVICE, "registration")[0]
+    assert report["kind"] == "registration"
+    assert report["data"]["action"] == "check_in"
+    assert report["data"]["guest"]["id_number"] == id_number
     assert json.dumps(report, ensure_ascii=False).count("山居民宿") >= 1
     assert agent.stop(signal.SIGTERM) == 0

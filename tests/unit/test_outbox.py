@@ -15,6 +15,7 @@ from agent.alerts import outbox
 from agent.alerts.outbox import MessageKind, OutboxLimits
 from agent.alerts.service import AlertService
 from agent.errors import ValidationError
+from agent.privacy import Vault
 from agent.store.database import Database
 from tests.fixtures.mosquitto import TINY_JPEG, RecordingTarget, Transition, kiosk_config
 
@@ -157,7 +158,25 @@ def test_a_newer_snapshot_replaces_the_pending_one_of_the_same_camera(database: 
 
 
 def test_migration_is_idempotent(database: Database) -> None:
-    assert outbox.migrate(database) == 1
+    assert outbox.migrate(database) == len(outbox.MIGRATIONS)
+    assert outbox.migrate(database) == len(outbox.MIGRATIONS)
+
+
+def test_reports_with_personal_data_are_sealed_at_rest(tmp_path: Path) -> None:
+    database = Database(tmp_path / "kiosk.sqlite3")
+    vault = Vault.load_or_create(tmp_path / "secrets" / "key")
+    config = kiosk_config(tmp_path, 1883)
+    service = AlertService(config, database, RecordingTarget(), sealer=vault)
+    with database.write() as db:
+        service.enqueue_report(db, "registration", {"id_number": "110101199003070078"})
+    with database.read() as db:
+        (row,) = outbox.fetch_after(db, 0, 10)
+    database.close()
+    assert row.sealed
+    assert b"110101199003070078" not in row.payload
+    assert json.loads(vault.unseal(row.payload))["data"]["id_number"] == "110101199003070078"
+    for path in tmp_path.glob("kiosk.sqlite3*"):
+        assert b"110101199003070078" not in path.read_bytes()
 
 
 @settings(max_examples=40, deadline=None)
