@@ -452,7 +452,9 @@ class _Precipitation:
     def __init__(self, width: int, height: int, *, kind: str, density: float) -> None:
         self.width, self.height = width, height
         self.kind = kind
-        self.count = int(density * width * height / 1000)
+        # Streaks per picture, not per pixel: the same storm looks the same at any resolution
+        # (density is per 1000 pixels of a 640x480 picture).
+        self.count = int(density * 640 * 480 / 1000)
 
     def __call__(self, state: _FrameState) -> None:
         rng = state.rng

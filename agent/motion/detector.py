@@ -52,7 +52,7 @@ _LOG_TABLE = (_LOG_SCALE * np.log(np.arange(256, dtype=np.float64) + _LOG_OFFSET
 )
 _INITIAL_NOISE = 3.0  # log units; relearned within the warm-up frames
 _MIN_NOISE = 1.0  # quantisation alone is worth about this much
-_VARIANCE_CAP = 16.0  # one frame can raise a pixel's variance by at most this factor x rate
+_VARIANCE_CAP = 8.0  # one frame can raise a pixel's variance by at most this factor x rate
 _ILLUMINATION_CELLS = 10  # blocks across the frame for the illumination field
 _SAMPLES_PER_CELL = 6  # a 6x6 sample grid per block: a cheap but robust median
 _KERNEL = np.ones((3, 3), np.uint8)
