@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -10,46 +11,68 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-_THERMAL_ZONE = Path("/sys/class/thermal/thermal_zone0/temp")
+_THERMAL = Path("/sys/class/thermal")
 _MEMINFO = Path("/proc/meminfo")
+_UPTIME = Path("/proc/uptime")
 
 
 def cpu_temperature_c() -> float | None:
-    """SoC temperature on a Pi (or any Linux with a thermal zone); None where unreadable."""
+    """The SoC temperature on a Pi (thermal_zone0); None on hosts without a readable sensor."""
     try:
-        return int(_THERMAL_ZONE.read_text().strip()) / 1000.0
-    except (OSError, ValueError):
+        zones = sorted(_THERMAL.glob("thermal_zone*/temp"))
+    except OSError:
         return None
-
-
-def memory_available_mb() -> float | None:
-    try:
-        for line in _MEMINFO.read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) / 1024.0
-    except (OSError, ValueError, IndexError):
-        return None
+    for zone in zones:
+        try:
+            return round(int(zone.read_text().strip()) / 1000.0, 1)
+        except (OSError, ValueError):
+            continue
     return None
 
 
+def memory() -> dict[str, int]:
+    values: dict[str, int] = {}
+    try:
+        lines = _MEMINFO.read_text().splitlines()
+    except OSError:
+        return values
+    wanted = {"MemTotal": "total_bytes", "MemAvailable": "available_bytes"}
+    for line in lines:
+        key, _, rest = line.partition(":")
+        if key in wanted:
+            try:
+                values[wanted[key]] = int(rest.split()[0]) * 1024
+            except (IndexError, ValueError):
+                continue
+    return values
+
+
+def system_uptime_seconds() -> float | None:
+    try:
+        return float(_UPTIME.read_text().split()[0])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def system_health(data_dir: Path) -> dict[str, object]:
-    """Figures the command centre wants to see per kiosk."""
+    """Readings of the host the command centre wants per kiosk; unreadable ones are left out."""
+    reading: dict[str, object] = {}
+    system_uptime = system_uptime_seconds()
+    if system_uptime is not None:
+        reading["system_uptime_seconds"] = round(system_uptime, 1)
+    with contextlib.suppress(OSError):
+        reading["load"] = [round(value, 2) for value in os.getloadavg()]
+    temperature = cpu_temperature_c()
+    if temperature is not None:
+        reading["cpu_temperature_c"] = temperature
+    reading["memory"] = memory()
     try:
-        load1, load5, load15 = os.getloadavg()
-        load: list[float] | None = [round(load1, 2), round(load5, 2), round(load15, 2)]
+        usage = shutil.disk_usage(data_dir)
     except OSError:
-        load = None
-    try:
-        disk_free_mb: float | None = round(shutil.disk_usage(data_dir).free / 1_048_576, 1)
-    except OSError:
-        disk_free_mb = None
-    memory = memory_available_mb()
-    return {
-        "load": load,
-        "cpu_temperature_c": cpu_temperature_c(),
-        "memory_available_mb": round(memory, 1) if memory is not None else None,
-        "disk_free_mb": disk_free_mb,
-    }
+        pass
+    else:
+        reading["disk"] = {"free_bytes": usage.free, "total_bytes": usage.total}
+    return reading
 
 
 class SystemdNotifier:

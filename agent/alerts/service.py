@@ -26,10 +26,10 @@ from agent.alerts.payloads import (
     iso_utc,
     jsonable,
 )
-from agent.alerts.system_health import read_system
 from agent.alerts.topics import Topics, check_segment
 from agent.config import AgentConfig
 from agent.errors import StoreError
+from agent.health import system_health
 from agent.store.database import Database
 
 log = logging.getLogger(__name__)
@@ -337,7 +337,10 @@ class AlertService:
             if key in agent:
                 message[key] = jsonable(agent[key])
         message["cameras"] = camera_summary(agent)
-        message["system"] = read_system(self._config.device.data_dir, self._started)
+        message["system"] = {
+            "uptime_seconds": round(time.monotonic() - self._started, 1),
+            **system_health(self._config.device.data_dir),
+        }
         link = self.health()
         message["outbox"] = link.pop("outbox")
         message["link"] = link
