@@ -59,7 +59,7 @@ _KERNEL = np.ones((3, 3), np.uint8)
 _TRACK_KERNEL = np.ones((3, 3), np.uint8)
 _TRACK_KERNEL5 = np.ones((5, 5), np.uint8)
 _BIG_GAIN_JUMP = _LOG_SCALE * math.log(1.3)  # a 30 % brightness jump in one frame
-_NOISE_JUMP = 1.6  # frame noise this many times above or below its recent average
+_NOISE_JUMP = 2.0  # frame noise this many times above or below its recent average
 _NOISE_AVERAGE_RATE = 0.05
 _NOISE_FLOOR = 0.3
 _SURE_BLOB_FACTOR = 4  # blobs this many times the minimum area need no third frame
@@ -187,6 +187,7 @@ class MotionDetector:
         self._ignore: Mask = self._privacy
         self._global_spent = 0.0
         self._noise_average = 0.0
+        self._noise_jump = 0
 
     # -- detection ----------------------------------------------------------------------------
 
@@ -240,10 +241,15 @@ class MotionDetector:
         if learning or self._noise_average <= 0:
             self._noise_average = max(self._noise_average, noise)
         noise_ratio = noise / self._noise_average
+        # A noise jump must last two frames in the same direction: a shaking camera makes the
+        # residual noise flicker up and down from frame to frame.
+        noise_jump = (noise_ratio > _NOISE_JUMP) - (noise_ratio < 1 / _NOISE_JUMP)
+        noise_sudden = noise_jump != 0 and noise_jump == self._noise_jump
+        self._noise_jump = noise_jump
         sudden = (
             spread > max(self._lighting_spread, 2.0 * noise)
             or abs(level_jump) > _BIG_GAIN_JUMP
-            or not 1 / _NOISE_JUMP < noise_ratio < _NOISE_JUMP
+            or noise_sudden
         )
         if sudden and not learning:
             # Rescale every pixel's learned noise by the change of the frame's noise floor.
@@ -274,7 +280,13 @@ class MotionDetector:
         # moving: a ghost or a parked object, learned faster than a moving one.
         previous = self._previous_level
         self._previous_level = level
-        settled = cv2.compare(cv2.absdiff(level, previous), threshold * np.float32(0.5), cv2.CMP_LT)
+        # Within a pixel of travel, like the background test, so a shaking camera still lets
+        # a ghost settle.
+        moved = cv2.max(
+            cv2.subtract(level, cv2.dilate(previous, _KERNEL)),
+            cv2.subtract(cv2.erode(previous, _KERNEL), level),
+        )
+        settled = cv2.compare(moved, threshold * np.float32(0.5), cv2.CMP_LT)
 
         self._learn(level, background, variance, residual, raw, settled, learning)
         if learning:

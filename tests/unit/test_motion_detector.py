@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import pytest
 
@@ -189,3 +190,32 @@ def test_boxes_are_in_input_pixels() -> None:
     assert boxes
     assert max(x + w for x, _y, w, _h in boxes) > 320  # not confined to 160 px
     assert all(x >= 0 and x + w <= 640 and y >= 0 and y + h <= 360 for x, y, w, h in boxes)
+
+
+def _shaky(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A camera on a pole in the wind, streaming low-quality JPEG."""
+    dx, dy = (int(v) for v in rng.integers(-1, 2, 2))
+    moved = cv2.warpAffine(
+        frame, np.float32([[1, 0, dx], [0, 1, dy]]), (W, H), borderMode=cv2.BORDER_REPLICATE
+    )
+    ok, encoded = cv2.imencode(".jpg", moved, [cv2.IMWRITE_JPEG_QUALITY, 60])
+    assert ok
+    return cv2.imdecode(encoded, cv2.IMREAD_COLOR)
+
+
+@pytest.mark.parametrize("name", ["empty", "walking_person"])
+def test_shaking_camera_with_jpeg_artefacts(name: str) -> None:
+    scene = make_scene(name, W, H, seed=6)
+    detector = MotionDetector(MotionConfig(), (W, H))
+    rng = np.random.default_rng(2)
+    hits = false_hits = 0
+    for index in range(int(12 * scene.fps)):
+        frame, truth = scene.render(index)
+        result = detector.detect(_shaky(frame, rng))
+        if truth.sum() > 255 * 100:
+            hits += bool(result.boxes)
+        elif not truth.any() and index > 40:
+            false_hits += bool(result.boxes)
+    assert false_hits <= 3
+    if name == "walking_person":
+        assert hits > 60
