@@ -3,6 +3,7 @@ privacy masks in every picture, and zones deciding what starts an event."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import cv2
@@ -194,3 +195,22 @@ def test_sensitivity_out_of_range_is_rejected(store: EventStore) -> None:
         watch.set_sensitivity(2.0)
     watch.set_sensitivity(0.8)
     assert watch.sensitivity == 0.8
+
+
+def _play_at(watch: CameraWatch, start: float, seconds: float) -> None:
+    scene = make_scene("walking_person", W, H, seed=4)
+    for index in range(int(seconds * scene.fps)):
+        image, _ = scene.render(index)
+        watch.on_frame(Frame(image=image, seq=index + 1, ts=start + index / scene.fps, monotonic=0))
+
+
+def test_arm_schedule_gates_events_in_local_time(store: EventStore) -> None:
+    camera = _camera(arm_schedule=["20:00-06:00"])
+    noon = datetime(2026, 1, 1, 12, 0, tzinfo=UTC).timestamp()
+    night = datetime(2026, 1, 1, 23, 0, tzinfo=UTC).timestamp()
+    day_watch = CameraWatch(camera, MotionConfig(), EventConfig(), store, clock_tz=UTC)
+    _play_at(day_watch, noon, 12.0)
+    assert _events(store) == []
+    night_watch = CameraWatch(camera, MotionConfig(), EventConfig(), store, clock_tz=UTC)
+    _play_at(night_watch, night, 12.0)
+    assert len(_events(store)) == 1
