@@ -90,6 +90,16 @@ def kiosk_sections(
     }
 
 
+def start_quiet_agent(
+    agent_factory: Callable[..., AgentProcess], broker: MosquittoBroker
+) -> AgentProcess:
+    """An agent whose one camera sees an empty scene: every message is the test's own."""
+    cameras = [{"id": "gate", "source": "sim://empty", "fps": 5, "resolution": "160x120"}]
+    agent = agent_factory(kiosk_sections(broker, cameras))
+    agent.start()
+    return agent
+
+
 @pytest.fixture
 def command_centre(mosquitto: MosquittoBroker) -> Iterator[CommandCenter]:
     centre = CommandCenter(host=mosquitto.host, port=mosquitto.port, kiosks=[DEVICE])
@@ -195,9 +205,7 @@ def test_last_will_on_kill_and_commands_queued_while_the_agent_is_down(
     mosquitto: MosquittoBroker,
     command_centre: CommandCenter,
 ) -> None:
-    cameras = [{"id": "gate", "source": "sim://empty", "fps": 5, "resolution": "160x120"}]
-    agent = agent_factory(kiosk_sections(mosquitto, cameras))
-    agent.start()
+    agent = start_quiet_agent(agent_factory, mosquitto)
     assert command_centre.wait_for(lambda: command_centre.status(DEVICE) == "online", 30)
 
     agent.stop(signal.SIGKILL)
@@ -245,9 +253,7 @@ def test_agent_killed_mid_burst_loses_nothing(
     mosquitto: MosquittoBroker,
     command_centre: CommandCenter,
 ) -> None:
-    cameras = [{"id": "gate", "source": "sim://empty", "fps": 5, "resolution": "160x120"}]
-    agent = agent_factory(kiosk_sections(mosquitto, cameras))
-    agent.start()
+    agent = start_quiet_agent(agent_factory, mosquitto)
     producer = produce_burst(agent.config_path, agent.data_dir, 1000)
     assert command_centre.wait_for(lambda: len(command_centre.events(DEVICE)) >= 200, 120)
     agent.stop(signal.SIGKILL)
