@@ -43,8 +43,8 @@ Box = tuple[int, int, int, int]
 FloatImage = npt.NDArray[Any]  # float32 at the detection size
 Mask = npt.NDArray[Any]  # uint8 0/255 at the detection size
 
-# Log table: brightness 0..255 → roughly one unit per gray level at mid-grey. The +16 keeps
-# near-black pixels from exploding into noise.
+# Log table: brightness 0..255 → roughly one unit per gray level at mid-grey. The small offset
+# keeps near-black pixels from exploding into noise.
 _LOG_OFFSET = 4.0
 _LOG_SCALE = 132.0
 _LOG_TABLE = (_LOG_SCALE * np.log(np.arange(256, dtype=np.float64) + _LOG_OFFSET)).astype(
@@ -56,8 +56,7 @@ _VARIANCE_CAP = 8.0  # one frame can raise a pixel's variance by at most this fa
 _ILLUMINATION_CELLS = 10  # blocks across the frame for the illumination field
 _SAMPLES_PER_CELL = 6  # a 6x6 sample grid per block: a cheap but robust median
 _KERNEL = np.ones((3, 3), np.uint8)
-_TRACK_KERNEL = np.ones((3, 3), np.uint8)
-_TRACK_KERNEL5 = np.ones((5, 5), np.uint8)
+_WIDE_KERNEL = np.ones((5, 5), np.uint8)
 _BIG_GAIN_JUMP = _LOG_SCALE * math.log(1.3)  # a 30 % brightness jump in one frame
 _NOISE_JUMP = 2.0  # frame noise this many times above or below its recent average
 _NOISE_AVERAGE_RATE = 0.05
@@ -272,10 +271,10 @@ class MotionDetector:
         persistent = cv2.bitwise_and(raw, cv2.dilate(self._previous_raw, _KERNEL))
         persistent = cv2.medianBlur(persistent, 3)
         self._previous_raw = raw
-        # A blob must also touch where something persisted the frame before: rain and snow
-        # leave specks that survive two frames by chance, never three in the same place.
+        # A small blob must also overlap what persisted the frame before: rain and snow leave
+        # specks that survive two frames by chance, never three in the same place.
         confirmed_by = self._previous_persistent
-        self._previous_persistent = cv2.dilate(persistent, _TRACK_KERNEL)
+        self._previous_persistent = cv2.dilate(persistent, _KERNEL)
         # Pixels that differ from the background but not from the previous frame have stopped
         # moving: a ghost or a parked object, learned faster than a moving one.
         previous = self._previous_level
@@ -368,7 +367,7 @@ class MotionDetector:
         cfg = self.config
         # While learning, everything is background: whatever sways in the first seconds (trees,
         # water) sets its own noise level before it could be taken for motion.
-        moving = self._empty_mask if learning else cv2.dilate(raw, _TRACK_KERNEL5)
+        moving = self._empty_mask if learning else cv2.dilate(raw, _WIDE_KERNEL)
         still = cv2.bitwise_not(moving)
         fast = max(cfg.background_rate, 1.0 / self._frames) if learning else cfg.background_rate
         cv2.accumulateWeighted(level, background, fast, mask=still)
