@@ -290,7 +290,9 @@ class MotionDetector:
         self._learn(level, background, variance, residual, raw, settled, learning)
         if learning:
             return self._quiet(timestamp, learning=True, changed=changed, noise=noise)
-        return self._result(persistent, confirmed_by, timestamp, changed, noise)
+        return self._result(
+            persistent, confirmed_by, distance, threshold, timestamp, changed, noise
+        )
 
     # -- steps ----------------------------------------------------------------------------------
 
@@ -405,6 +407,8 @@ class MotionDetector:
         self,
         persistent: Mask,
         confirmed_by: Mask,
+        distance: FloatImage,
+        threshold: FloatImage,
         timestamp: float | None,
         changed: float,
         noise: float,
@@ -436,6 +440,11 @@ class MotionDetector:
             return self._quiet(timestamp, changed=changed, noise=noise)
         if dropped:
             cv2.drawContours(counted, dropped, -1, 0, -1)
+        # Hysteresis: around a confirmed blob, half the threshold is enough, which recovers the
+        # faint edges and limbs of the same object without letting anything new in.
+        weak = cv2.compare(distance, threshold * np.float32(0.5), cv2.CMP_GT)
+        near = cv2.bitwise_and(cv2.dilate(counted, _WIDE_KERNEL), self._counted)
+        counted = cv2.bitwise_or(counted, cv2.bitwise_and(weak, near))
         zones = tuple(
             name
             for name, zone_mask in self._zone_masks
