@@ -9,8 +9,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from pydantic import ValidationError as PydanticValidationError
+
 from agent import __version__
-from agent.config import AgentConfig, load_config, with_overrides
+from agent.config import AgentConfig, Resolution, load_config, with_overrides
 from agent.errors import ConfigError, KioskError, ValidationError
 
 log = logging.getLogger(__name__)
@@ -101,7 +103,26 @@ def _cmd_motion_eval(args: argparse.Namespace) -> int:
     from agent.motion import MotionConfig
     from agent.motion_eval import run_motion_eval
 
-    return run_motion_eval(Path(args.path), MotionConfig(), sys.stdout)
+    if (args.path is None) == (args.scene is None):
+        print("error: give either PATH or --scene NAME", file=sys.stderr)
+        return 2
+    return run_motion_eval(
+        Path(args.path) if args.path else None,
+        MotionConfig(),
+        sys.stdout,
+        scene=args.scene,
+        seed=args.seed,
+        size=(args.size.width, args.size.height),
+        frames=args.frames,
+        fps=args.fps,
+    )
+
+
+def _size(text: str) -> Resolution:
+    try:
+        return Resolution.model_validate(text)
+    except PydanticValidationError as exc:
+        raise argparse.ArgumentTypeError("must look like 640x480") from exc
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -135,7 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser(
         "motion-eval", help="score the motion detector on a video or a CDnet-2014 folder"
     )
-    evaluate.add_argument("path", help="video file or CDnet-format folder")
+    evaluate.add_argument("path", nargs="?", help="video file or CDnet-format folder")
+    evaluate.add_argument("--scene", help="score a synthetic scene instead (e.g. walking_person)")
+    evaluate.add_argument("--seed", type=int, default=0, help="scene seed")
+    evaluate.add_argument("--size", type=_size, default="640x480", help="scene size")
+    evaluate.add_argument("--frames", type=int, help="frames to score (default: the scene's)")
+    evaluate.add_argument("--fps", type=float, help="frame rate for event timing")
     evaluate.set_defaults(handler=_cmd_motion_eval)
     return parser
 

@@ -62,6 +62,11 @@ class Resolution(_Section):
     width: Annotated[int, _between(16, 4096)]
     height: Annotated[int, _between(16, 4096)]
 
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value: Any) -> Any:
+        return _parse_resolution(value)
+
     def __str__(self) -> str:
         return f"{self.width}x{self.height}"
 
@@ -95,8 +100,6 @@ class CameraConfig(_Section):
     )
     zones: list[Polygon] = Field(default_factory=list)
     privacy_masks: list[Polygon] = Field(default_factory=list)
-
-    _check_resolution = field_validator("resolution", mode="before")(_parse_resolution)
 
     @field_validator("source")
     @classmethod

@@ -172,12 +172,17 @@ class Runtime:
         # Cameras stop side by side: a thread blocked in an RTSP open or read returns only within
         # its own timeouts, and four of those in a row would outlast systemd's stop timeout.
         with ThreadPoolExecutor(max_workers=max(1, len(self.cameras))) as pool:
-            for worker in self.cameras.values():
-                camera = worker.config
-                timeout = max(camera.open_timeout_seconds, camera.stall_timeout_seconds) + 1
-                pool.submit(worker.stop, timeout)
+            list(pool.map(self._stop_camera, self.cameras))
         self.alerts.stop()
         self.database.close()
+
+    def _stop_camera(self, camera_id: str) -> None:
+        worker = self.cameras[camera_id]
+        camera = worker.config
+        worker.stop(timeout=max(camera.open_timeout_seconds, camera.stall_timeout_seconds) + 1)
+        # With capture ended, an open event ends and its clip is finished while the link is
+        # still up, so the police get the end of what they were told had started.
+        self.watches[camera_id].close()
 
     async def _housekeeping(self) -> None:
         """Retention of media and guest data, and the systemd watchdog, off the frame path."""

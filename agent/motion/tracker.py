@@ -70,7 +70,11 @@ class EventTracker:
         self.camera_id = camera_id
         self.config = config
         self._id_factory = id_factory
-        self._window: deque[bool] = deque(maxlen=max(config.window_frames, config.start_frames))
+        # (timestamp, moving) of the last frames: the start needs N moving of M, and the event
+        # is dated from the first of those frames, not from the one that confirmed it.
+        self._window: deque[tuple[float, bool]] = deque(
+            maxlen=max(config.window_frames, config.start_frames)
+        )
         self._event: _OpenEvent | None = None
         self._last_end: float | None = None
         self._last_ts: float | None = None
@@ -120,11 +124,11 @@ class EventTracker:
                 event.last_report = ts
                 transitions.append(self._transition("update", event, ts))
 
-        self._window.append(moving)
+        self._window.append((ts, moving))
         if self._event is None and moving and self._may_start(ts):
             event = _OpenEvent(
                 event_id=self._id_factory(),
-                started_at=ts,
+                started_at=self._motion_began(),
                 last_motion=ts,
                 last_report=ts,
                 peak_score=-1.0,
@@ -143,11 +147,16 @@ class EventTracker:
 
     # -- internals ----------------------------------------------------------------------------
 
+    def _recent(self) -> list[tuple[float, bool]]:
+        return list(self._window)[-self.config.window_frames :]
+
     def _may_start(self, ts: float) -> bool:
-        recent = list(self._window)[-self.config.window_frames :]
-        if sum(recent) < self.config.start_frames:
+        if sum(moving for _, moving in self._recent()) < self.config.start_frames:
             return False
         return self._last_end is None or ts - self._last_end >= self.config.cooldown_seconds
+
+    def _motion_began(self) -> float:
+        return min(ts for ts, moving in self._recent() if moving)
 
     def _absorb(
         self, event: _OpenEvent, score: float, boxes: Sequence[Box], zones: Sequence[str]

@@ -60,6 +60,15 @@ def test_lone_flickers_never_start_an_event() -> None:
     assert not tracker.active
 
 
+def test_an_event_is_dated_from_the_first_moving_frame_of_its_window() -> None:
+    tracker = _tracker()
+    transitions = _feed(tracker, "....x.x.x" + "x" * 5)
+    start = transitions[0]
+    assert start.kind == "start"
+    assert start.started_at == pytest.approx(0.4)
+    assert start.ts > start.started_at
+
+
 def test_full_lifecycle() -> None:
     tracker = _tracker()
     transitions = _feed(tracker, "xxx" + "x" * 27 + "." * 25)
@@ -70,7 +79,8 @@ def test_full_lifecycle() -> None:
     start, end = transitions[0], transitions[-1]
     assert start.event_id == end.event_id == "ev1"
     assert start.camera_id == "cam1"
-    assert start.started_at == pytest.approx(0.2)
+    assert start.ts == pytest.approx(0.2)  # confirmed on the third moving frame …
+    assert start.started_at == pytest.approx(0.0)  # … and dated from the first
     assert start.ended_at is None
     assert end.ended_at == pytest.approx(2.9)  # the last motion frame
     assert end.ts - end.ended_at >= 2.0  # quiet period
