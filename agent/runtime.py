@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import cv2
 import uvicorn
 
 from agent.accounts import AccountStore
@@ -119,13 +118,6 @@ class Runtime:
             return path.read_bytes()
         except OSError as exc:
             raise CameraError(f"snapshot of {camera_id} could not be read: {exc}") from exc
-
-    def latest_jpeg(self, camera_id: str) -> bytes | None:
-        frame = self.cameras[camera_id].slot.latest()
-        if frame is None:
-            return None
-        ok, encoded = cv2.imencode(".jpg", frame.image, [cv2.IMWRITE_JPEG_QUALITY, 80])
-        return encoded.tobytes() if ok else None
 
     # -- health -------------------------------------------------------------------------------
 
