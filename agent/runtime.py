@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +23,7 @@ from agent.alerts.service import AlertService
 from agent.audit import AuditLog
 from agent.camera.capture import CameraState, CameraWorker
 from agent.config import AgentConfig
-from agent.errors import CameraError, ValidationError
+from agent.errors import CameraError, KioskError, ValidationError
 from agent.health import SystemdNotifier, system_health
 from agent.privacy import Vault
 from agent.store.database import Database
@@ -195,6 +196,19 @@ class Runtime:
         if purged:
             log.info("purged %d guest registrations past retention", purged)
 
+    def _web_listener(self) -> socket.socket:
+        """Bind the web port up front, so a port in use is one clear error, not a traceback."""
+        host, port = self.config.web.host, self.config.web.port
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        listener = socket.socket(family, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            listener.bind((host, port))
+        except OSError as exc:
+            listener.close()
+            raise KioskError(f"the web UI cannot listen on {host}:{port}: {exc.strerror}") from exc
+        return listener
+
     async def serve(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set; the caller has started the parts."""
         from web_ui.app import create_app
@@ -223,9 +237,11 @@ class Runtime:
                 proxy_headers=False,
                 lifespan="on",
             )
+            listener = self._web_listener()
             self._server = _EmbeddedServer(server_config)
-            server_task = asyncio.create_task(self._server.serve())
-            url = f"http://{self.config.web.host}:{self.config.web.port}/"
+            server_task = asyncio.create_task(self._server.serve(sockets=[listener]))
+            port = listener.getsockname()[1]
+            url = f"http://{self.config.web.host}:{port}/"
             log.info("web UI at %s", url)
             print(f"Web UI: {url}", flush=True)  # the demo command shows where to look
         self._notifier.notify("READY=1")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -330,3 +331,33 @@ def test_registration_made_while_the_broker_is_down_arrives_later(
     assert report["data"]["guest"]["id_number"] == id_number
     assert json.dumps(report, ensure_ascii=False).count("山居民宿") >= 1
     assert agent.stop(signal.SIGTERM) == 0
+
+
+def test_a_busy_web_port_is_one_clear_error(
+    agent_factory: Callable[..., AgentProcess], tmp_path: Path
+) -> None:
+    agent = agent_factory({"device": {"id": "k1"}})
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", agent.port))
+        taken.listen()
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "agent",
+                "run",
+                "--config",
+                str(agent.config_path),
+                "--port",
+                str(agent.port),
+                "--data-dir",
+                str(agent.data_dir),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=REPO,
+        )
+    assert result.returncode == 1
+    assert f"the web UI cannot listen on 127.0.0.1:{agent.port}" in result.stderr
+    assert "Traceback" not in result.stderr
