@@ -214,9 +214,10 @@ class Runtime:
         from web_ui.app import create_app
         from web_ui.context import WebContext
 
+        listener = self._web_listener() if self.config.web.enabled else None
         housekeeping = asyncio.create_task(self._housekeeping())
         server_task: asyncio.Task[None] | None = None
-        if self.config.web.enabled:
+        if listener is not None:
             context = WebContext(
                 config=self.config,
                 database=self.database,
@@ -237,7 +238,6 @@ class Runtime:
                 proxy_headers=False,
                 lifespan="on",
             )
-            listener = self._web_listener()
             self._server = _EmbeddedServer(server_config)
             server_task = asyncio.create_task(self._server.serve(sockets=[listener]))
             port = listener.getsockname()[1]
