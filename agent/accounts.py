@@ -33,6 +33,19 @@ PASSWORD_MIN_LENGTH = 10
 PASSWORD_MAX_LENGTH = 256
 _PASSWORD_MIN_DISTINCT = 5
 
+# English text of the codes this module raises, for the command line; the web UI has its own
+# catalogs (zh-CN first).
+ERROR_MESSAGES: dict[str, str] = {
+    "username.format": "3 to 32 characters: a lowercase letter first, then a-z, 0-9, '_', '.', '-'",
+    "username.taken": "an account with this username exists already",
+    "username.unknown": "no account has this username",
+    "password.too_short": f"at least {PASSWORD_MIN_LENGTH} characters",
+    "password.too_long": f"at most {PASSWORD_MAX_LENGTH} characters",
+    "password.too_simple": f"use at least {_PASSWORD_MIN_DISTINCT} different characters",
+    "password.contains_username": "must not contain the username",
+    "role.unknown": "must be admin, police, host or family",
+}
+
 
 class Role(StrEnum):
     ADMIN = "admin"

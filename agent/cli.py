@@ -78,7 +78,7 @@ def _cmd_user_add(args: argparse.Namespace) -> int:
         config = _load(args)
     except ConfigError as exc:
         return _report_config_error(args.config, exc)
-    from agent.accounts import AccountStore
+    from agent.accounts import ERROR_MESSAGES, AccountStore
     from agent.store.database import Database
     from agent.store.media import database_path
 
@@ -90,7 +90,9 @@ def _cmd_user_add(args: argparse.Namespace) -> int:
         finally:
             database.close()
     except ValidationError as exc:
-        print(f"error: {exc.field}: {exc.message}", file=sys.stderr)
+        print(
+            f"error: {exc.field}: {ERROR_MESSAGES.get(exc.message, exc.message)}", file=sys.stderr
+        )
         return 2
     except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)

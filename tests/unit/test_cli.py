@@ -41,7 +41,7 @@ def test_user_add_refuses_a_weak_password_and_creates_a_good_one(
         main([*base, "--username", "li.police", "--role", "police", "--password-file", str(weak)])
         == 2
     )
-    assert "password" in capsys.readouterr().err
+    assert "password: at least 10 characters" in capsys.readouterr().err
     good = tmp_path / "good"
     good.write_text("a long village passphrase\n")
     assert (
