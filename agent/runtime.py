@@ -11,6 +11,7 @@ import contextlib
 import logging
 import signal
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -84,6 +85,7 @@ class Runtime:
                 camera, on_frame=watch.on_frame, on_state=self._camera_state_changed
             )
         self._server: _EmbeddedServer | None = None
+        self._housekeeping_lock = threading.Lock()
         self._notifier = SystemdNotifier()
 
     # -- wiring callbacks -------------------------------------------------------------------
@@ -167,7 +169,9 @@ class Runtime:
         with ThreadPoolExecutor(max_workers=max(1, len(self.cameras))) as pool:
             list(pool.map(self._stop_camera, self.cameras))
         self.alerts.stop()
-        self.database.close()
+        # A retention pass runs in a worker thread that cancelling its task does not stop.
+        with self._housekeeping_lock:
+            self.database.close()
 
     def _stop_camera(self, camera_id: str) -> None:
         worker = self.cameras[camera_id]
@@ -191,8 +195,9 @@ class Runtime:
             await asyncio.sleep(watchdog if watchdog is not None else _HOUSEKEEPING_SECONDS)
 
     def _apply_retention(self) -> None:
-        apply_retention(self.database, self.media_dir, self.config.storage)
-        purged = self.homestays.purge_expired()
+        with self._housekeeping_lock:
+            apply_retention(self.database, self.media_dir, self.config.storage)
+            purged = self.homestays.purge_expired()
         if purged:
             log.info("purged %d guest registrations past retention", purged)
 
