@@ -6,6 +6,7 @@ EnvironmentFile, tests). List items are addressed by index: ``VILLAGE_KIOSK_CAME
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -231,8 +232,31 @@ def _env_value(text: str) -> Any:
         return text
 
 
+def _set_path(root: dict[str, Any], path: list[str], value: Any) -> str | None:
+    """Put ``value`` at ``path`` (keys, or indexes of existing list items); returns a problem."""
+    node: Any = root
+    for depth, part in enumerate(path):
+        last = depth == len(path) - 1
+        if isinstance(node, dict):
+            if last:
+                node[part] = value
+                return None
+            node = node.setdefault(part, [] if path[depth + 1].isdigit() else {})
+        elif isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                return f"no list item {part}"
+            if last:
+                node[int(part)] = value
+                return None
+            node = node[int(part)]
+        else:
+            return f"{'.'.join(path[:depth])} is not a section"
+    return None
+
+
 def apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
-    """Return ``raw`` with ``VILLAGE_KIOSK_<SECTION>__<KEY>`` variables applied (they win)."""
+    """A copy of ``raw`` with ``VILLAGE_KIOSK_<SECTION>__<KEY>`` variables applied (they win)."""
+    merged = copy.deepcopy(raw)
     problems: list[str] = []
     for name, value in sorted(environ.items()):
         if not name.startswith(ENV_PREFIX):
@@ -241,28 +265,12 @@ def apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> dict
         if len(path) < 2 or not all(path):
             problems.append(f"{name}: must look like {ENV_PREFIX}<SECTION>__<KEY>")
             continue
-        node: Any = raw
-        for index, part in enumerate(path[:-1]):
-            nxt = path[index + 1]
-            if isinstance(node, list):
-                if not part.isdigit() or int(part) >= len(node):
-                    problems.append(f"{name}: no list item {part}")
-                    break
-                node = node[int(part)]
-            else:
-                node = node.setdefault(part, [] if nxt.isdigit() else {})
-        else:
-            last = path[-1]
-            if isinstance(node, list):
-                if not last.isdigit() or int(last) >= len(node):
-                    problems.append(f"{name}: no list item {last}")
-                    continue
-                node[int(last)] = _env_value(value)
-            else:
-                node[last] = _env_value(value)
+        problem = _set_path(merged, path, _env_value(value))
+        if problem:
+            problems.append(f"{name}: {problem}")
     if problems:
         raise ConfigError(problems)
-    return raw
+    return merged
 
 
 def parse_config(raw: dict[str, Any], environ: Mapping[str, str] | None = None) -> AgentConfig:

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.camera.source import FileSource, RtspSource, SimSource, UsbSource, parse_source
 from agent.cli import main
@@ -113,6 +115,11 @@ def test_bad_environment_overrides_are_config_errors() -> None:
     assert problems_of(raw, {"VILLAGE_KIOSK_CAMERAS__3__FPS": "5"}) == [
         "VILLAGE_KIOSK_CAMERAS__3__FPS: no list item 3"
     ]
+    nested = {"device": {"id": "k1"}, "web": {"port": 8080}}
+    assert problems_of(nested, {"VILLAGE_KIOSK_WEB__PORT__DEEP": "1"}) == [
+        "VILLAGE_KIOSK_WEB__PORT__DEEP: web.port is not a section"
+    ]
+    assert nested == {"device": {"id": "k1"}, "web": {"port": 8080}}  # the caller's is untouched
     assert problems_of(raw, {"VILLAGE_KIOSK_PORT": "1"}) == [
         "VILLAGE_KIOSK_PORT: must look like VILLAGE_KIOSK_<SECTION>__<KEY>"
     ]
@@ -207,3 +214,44 @@ def test_source_descriptions_hide_credentials() -> None:
 def test_bad_source_strings(text: str) -> None:
     with pytest.raises(ValueError):
         parse_source(text)
+
+
+_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(max_size=12)
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+_section_names = st.sampled_from(
+    ["device", "cameras", "motion", "events", "mqtt", "web", "storage", "other"]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    raw=st.dictionaries(_section_names, _values, max_size=6),
+    environ=st.dictionaries(
+        st.sampled_from(
+            [
+                "VILLAGE_KIOSK_MQTT__PORT",
+                "VILLAGE_KIOSK_CAMERAS__0__FPS",
+                "VILLAGE_KIOSK_X",
+                "VILLAGE_KIOSK_WEB__PORT__DEEP",
+            ]
+        ),
+        st.text(max_size=8),
+        max_size=2,
+    ),
+)
+def test_any_broken_config_is_a_config_error_never_a_crash(
+    raw: dict[str, object], environ: dict[str, str]
+) -> None:
+    try:
+        parse_config(raw, environ)
+    except ConfigError as exc:
+        assert exc.problems
+        assert all(isinstance(problem, str) and ": " in problem for problem in exc.problems)
