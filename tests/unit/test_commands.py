@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.alerts.commands import CommandProcessor
 from agent.alerts.topics import Topics
@@ -136,3 +138,28 @@ def test_only_single_level_command_topics_are_commands() -> None:
     assert topics.command_name("village/kiosk-1/cmd/arm/result") is None
     assert topics.command_name("village/kiosk-2/cmd/arm") is None
     assert topics.command_name("village/kiosk-1/cmd/") is None
+
+
+_json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=10)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    name=st.sampled_from(["arm", "disarm", "snapshot", "sensitivity", "health", "", "x/y", "arm2"]),
+    body=st.one_of(
+        st.binary(max_size=64),
+        st.dictionaries(
+            st.sampled_from(["id", "camera", "value", "extra"]), _json_values, max_size=4
+        ).map(lambda d: json.dumps(d).encode()),
+    ),
+)
+def test_any_command_gets_a_reply_and_never_raises(name: str, body: bytes) -> None:
+    reply = CommandProcessor(RecordingTarget()).handle(name, body).reply
+    if not reply.ok:
+        assert reply.error
