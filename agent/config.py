@@ -19,7 +19,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from pydantic import ValidationError as PydanticValidationError
 
 from agent.camera.source import Source, parse_source
-from agent.errors import ConfigError
+from agent.errors import ConfigError, field_path
 from agent.motion.config import EventConfig, MotionConfig
 
 ENV_PREFIX = "VILLAGE_KIOSK_"
@@ -200,18 +200,6 @@ class AgentConfig(_Section):
         raise KeyError(camera_id)
 
 
-def _format_location(loc: tuple[str | int, ...]) -> str:
-    text = ""
-    for part in loc:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        elif part.startswith(("function-", "tagged-union")):
-            continue
-        else:
-            text += f".{part}" if text else part
-    return text or "(top level)"
-
-
 def _problem(error: Mapping[str, Any]) -> str:
     kind = error["type"]
     message = str(error["msg"])
@@ -222,7 +210,7 @@ def _problem(error: Mapping[str, Any]) -> str:
     elif message.startswith("Value error, "):
         message = message.removeprefix("Value error, ")
     # The top-level "device" error of a missing [device] section has no deeper path.
-    return f"{_format_location(tuple(error['loc']))}: {message}"
+    return f"{field_path(tuple(error['loc'])) or '(top level)'}: {message}"
 
 
 def _env_value(text: str) -> Any:

@@ -1,5 +1,7 @@
 """The one error root of the agent; adapters translate library errors into these."""
 
+from collections.abc import Sequence
+
 
 class KioskError(Exception):
     """Base of every error the agent raises on purpose."""
@@ -35,3 +37,20 @@ class ValidationError(KioskError):
 
 class AlertLinkError(KioskError):
     """The MQTT link failed in a way the caller must know about."""
+
+
+def field_path(location: Sequence[int | str]) -> str:
+    """A validation error's location as people read it: ``cameras[1].fps``.
+
+    Names pydantic gives its own validators (``function-after[...]``, ``tagged-union[...]``) are
+    left out: they are not keys anyone wrote.
+    """
+    text = ""
+    for part in location:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif part.startswith(("function-", "tagged-union")):
+            continue
+        else:
+            text += f".{part}" if text else part
+    return text

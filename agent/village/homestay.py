@@ -40,7 +40,7 @@ from pydantic import (
 from pydantic import ValidationError as PydanticValidationError
 
 from agent.audit import AuditLog
-from agent.errors import ValidationError
+from agent.errors import ValidationError, field_path
 from agent.privacy import Vault, VaultError, mask_address, mask_id_number, mask_name, mask_phone
 from agent.store.database import Database, Migration
 from agent.village import identity
@@ -222,16 +222,6 @@ class GuestInput(BaseModel):
         )
 
 
-def _field_path(loc: Sequence[int | str]) -> str:
-    path = ""
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        else:
-            path += f".{part}" if path else part
-    return path
-
-
 def _translate(exc: PydanticValidationError) -> ValidationError:
     """The first pydantic error as our (field path, code) pair."""
     error = exc.errors()[0]
@@ -253,7 +243,7 @@ def _translate(exc: PydanticValidationError) -> ValidationError:
         code = f"{leaf}.invalid"
     if code not in ERROR_MESSAGES:
         code = "guest.invalid"
-    return ValidationError(_field_path(loc), code)
+    return ValidationError(field_path(loc), code)
 
 
 def _check_text(field: str, value: str, maximum: int, *, required: bool = True) -> None:
