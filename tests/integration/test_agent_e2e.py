@@ -340,24 +340,7 @@ def test_a_busy_web_port_is_one_clear_error(
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", agent.port))
         taken.listen()
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "agent",
-                "run",
-                "--config",
-                str(agent.config_path),
-                "--port",
-                str(agent.port),
-                "--data-dir",
-                str(agent.data_dir),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=REPO,
-        )
+        result = agent.run_to_exit()
     assert result.returncode == 1
     assert f"the web UI cannot listen on 127.0.0.1:{agent.port}" in result.stderr
     assert "Traceback" not in result.stderr

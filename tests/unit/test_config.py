@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from agent.camera.source import FileSource, RtspSource, SimSource, UsbSource, pa
 from agent.cli import main
 from agent.config import load_config, parse_config, with_overrides
 from agent.errors import ConfigError
+from tests.fixtures.agent import run_command
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -167,16 +167,7 @@ def test_run_with_bad_config_exits_non_zero_without_starting(tmp_path: Path) -> 
     bad = tmp_path / "bad.toml"
     bad.write_text('[device]\nid = "k1"\n[web]\nport = "eighty"\n')
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "agent",
-            "run",
-            "--config",
-            str(bad),
-            "--data-dir",
-            str(tmp_path / "data"),
-        ],
+        run_command(bad, data_dir=tmp_path / "data"),
         capture_output=True,
         text=True,
         timeout=60,
