@@ -184,10 +184,10 @@ class Runtime:
     async def _housekeeping(self) -> None:
         """Retention of media and guest data, and the systemd watchdog, off the frame path."""
         watchdog = self._notifier.watchdog_interval_seconds()
-        last_retention = 0.0
+        last_retention = float("-inf")
         while True:
             now = time.monotonic()
-            if now - last_retention >= _HOUSEKEEPING_SECONDS or last_retention == 0.0:
+            if now - last_retention >= _HOUSEKEEPING_SECONDS:
                 last_retention = now
                 await asyncio.to_thread(self._apply_retention)
             if watchdog is not None:
@@ -277,7 +277,7 @@ async def _run(config: AgentConfig) -> int:
         len(config.cameras),
         "on" if config.mqtt.enabled else "off (alerts wait in the outbox)",
     )
-    runtime.start()
+    await asyncio.to_thread(runtime.start)  # thread starts and joins stay off the loop
     try:
         await runtime.serve(stop)
     finally:
