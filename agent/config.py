@@ -149,6 +149,12 @@ class MqttConfig(_Section):
     health_interval_seconds: Annotated[float, _between(5, 86400)] = 60.0
     home_assistant_discovery: bool = False
     discovery_prefix: str = "homeassistant"
+    # Plain MQTT to a broker off this machine puts alerts, snapshots and the command channel on
+    # the wire in clear; it must be asked for by name.
+    allow_plaintext: bool = False
+    # The command centre's X25519 public key (PEM): registration reports are sealed to it, so
+    # neither the broker nor other subscribers can read the guests' identities.
+    report_public_key: Path | None = None
 
     @model_validator(mode="after")
     def _check_tls_pair(self) -> MqttConfig:
@@ -162,10 +168,28 @@ class WebConfig(_Section):
     host: str = "127.0.0.1"
     port: Annotated[int, _between(0, 65535)] = 8080
     secure_cookies: bool = False
+    # Absolute lifetime of a session; it also ends after idle_minutes without a request.
     session_hours: Annotated[float, _between(0.1, 720)] = 12.0
+    idle_minutes: Annotated[float, _between(1, 720)] = 15.0
+    # Sign-ins made on the kiosk's own touchscreen (a browser on this machine) end sooner: the
+    # next villager at the screen must not inherit an officer's session.
+    kiosk_session_minutes: Annotated[float, _between(1, 240)] = 10.0
+    # The kiosk screen goes back to its home page after this long without a touch.
+    kiosk_idle_seconds: Annotated[float, _between(15, 3600)] = 120.0
     language: Annotated[str, Field(pattern=r"^(zh-CN|en)$")] = "zh-CN"
+    # Wrong passwords in a row from one address for one account before that pair waits.
     login_max_failures: Annotated[int, _between(1, 100)] = 5
     lockout_minutes: Annotated[float, _between(0.1, 1440)] = 15.0
+    # Password checks running at once; each holds argon2's memory, further sign-ins get 429.
+    login_concurrency: Annotated[int, _between(1, 16)] = 2
+    # Searches of guest registrations by name or ID number per account and hour.
+    searches_per_hour: Annotated[int, _between(1, 10_000)] = 60
+    # Larger request bodies are refused (413) before any route reads them.
+    max_body_bytes: Annotated[int, _between(1024, 64 * 1024 * 1024)] = 1024 * 1024
+    # Host names (without port) the UI answers to; empty: the loopback names and web.host.
+    allowed_hosts: list[str] = Field(default_factory=list)
+    # Addresses of reverse proxies whose X-Forwarded-For is believed (TLS in front of the UI).
+    trusted_proxies: list[str] = Field(default_factory=list)
 
 
 class StorageConfig(_Section):

@@ -64,6 +64,7 @@ class Vault:
     def __init__(self, master_key: bytes) -> None:
         if len(master_key) != _MASTER_KEY_BYTES:
             raise VaultError(f"the vault key must be {_MASTER_KEY_BYTES} bytes")
+        self._master = master_key
         self._aead = AESGCM(_derive(master_key, _ENCRYPTION_INFO))
         self._index_key = _derive(master_key, _INDEX_INFO)
 
@@ -116,6 +117,11 @@ class Vault:
             raise VaultError(
                 "vault token failed authentication: it was altered or sealed with another key"
             ) from exc
+
+    def derive_key(self, purpose: str) -> bytes:
+        """A 32-byte key for another part of the agent (e.g. signing web tokens), derived from
+        the master key so there is one secret to back up; ``purpose`` keeps keys apart."""
+        return _derive(self._master, b"village-kiosk derived key v1: " + purpose.encode("utf-8"))
 
     def blind_index(self, kind: str, value: str) -> str:
         """Keyed HMAC of the normalized value; ``kind`` separates the index spaces so equal

@@ -231,6 +231,7 @@ class Runtime:
                 audit=self.audit,
                 accounts=self.accounts,
                 health=self.health,
+                web_secret=self.vault.derive_key("web csrf"),
             )
             server_config = uvicorn.Config(
                 create_app(context),

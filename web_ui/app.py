@@ -15,7 +15,12 @@ from web_ui.errors import install_error_handlers
 from web_ui.i18n import LANGUAGE_COOKIE, pick_language
 from web_ui.rendering import build_templates
 from web_ui.routes import api, auth, homestays, police, status
-from web_ui.security import CSRF_COOKIE, access_table
+from web_ui.security import (
+    CSRF_COOKIE,
+    access_table,
+    anonymous_csrf_is_valid,
+    new_anonymous_csrf,
+)
 from web_ui.snapshots import ViewAuditThrottle
 from web_ui.throttle import LoginThrottle
 
@@ -49,6 +54,7 @@ def create_app(context: WebContext) -> FastAPI:
     app.state.login_throttle = LoginThrottle()
     app.state.camera_view_audit = ViewAuditThrottle()
     install_error_handlers(app)
+    csrf_key = context.web_secret or secrets.token_bytes(32)
 
     @app.middleware("http")
     async def visitor_state(
@@ -57,9 +63,9 @@ def create_app(context: WebContext) -> FastAPI:
         # Every visitor gets a CSRF cookie before signing in, so the sign-in form and the
         # language switch are protected too (double submit: form field == cookie).
         anonymous_csrf = request.cookies.get(CSRF_COOKIE, "")
-        fresh = not (20 <= len(anonymous_csrf) <= 128)
+        fresh = not anonymous_csrf_is_valid(csrf_key, anonymous_csrf)
         if fresh:
-            anonymous_csrf = secrets.token_urlsafe(32)
+            anonymous_csrf = new_anonymous_csrf(csrf_key)
         request.state.anonymous_csrf = anonymous_csrf
         request.state.language = pick_language(
             request.cookies.get(LANGUAGE_COOKIE), context.config.web.language

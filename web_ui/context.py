@@ -77,3 +77,6 @@ class WebContext:
     audit: AuditLog
     accounts: AccountStore
     health: Callable[[], dict[str, object]]
+    # Signs the visitors' CSRF tokens; the runtime derives it from the vault key so tokens
+    # survive a restart. Empty: a random key for this process.
+    web_secret: bytes = b""

@@ -7,11 +7,13 @@ the guard is recorded on the route, so ``access_table`` lists the allowed roles 
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.dependencies.models import Dependant
@@ -30,6 +32,10 @@ CSRF_COOKIE = "vk_csrf"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Sec-Fetch-Site values of a request this UI's own pages made, or that the user typed or
+# bookmarked ("none"). "same-site" is refused too: another port of the same host is same-site.
+_OWN_FETCH_SITES = frozenset({"same-origin", "none"})
+_ANONYMOUS_MAC_CHARS = 32
 
 
 class AccessDeniedError(KioskError):
@@ -69,6 +75,52 @@ def new_csrf_token() -> str:
     return secrets.token_urlsafe(32)
 
 
+def _anonymous_mac(key: bytes, nonce: str) -> str:
+    digest = hmac.new(key, b"anonymous-csrf\x00" + nonce.encode(), hashlib.sha256).hexdigest()
+    return digest[:_ANONYMOUS_MAC_CHARS]
+
+
+def new_anonymous_csrf(key: bytes) -> str:
+    """A visitor's CSRF token, signed by the kiosk: a value planted in the visitor's cookie by
+    someone else (login CSRF) is not accepted unless this kiosk issued it."""
+    nonce = secrets.token_urlsafe(24)
+    return f"{nonce}.{_anonymous_mac(key, nonce)}"
+
+
+def anonymous_csrf_is_valid(key: bytes, token: str) -> bool:
+    nonce, dot, mac = token.partition(".")
+    if not dot or not 16 <= len(nonce) <= 64 or len(mac) != _ANONYMOUS_MAC_CHARS:
+        return False
+    return hmac.compare_digest(mac, _anonymous_mac(key, nonce))
+
+
+def _origin(url: str) -> str | None:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if not parts.scheme or not parts.netloc:
+        return None
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def is_cross_site(request: Request) -> bool:
+    """Whether a request was started by another website (or another port of this host).
+
+    Browsers send Sec-Fetch-Site; without it, Origin and then Referer must name this UI. A
+    request with none of the three comes from a program, not a browser page, and passes.
+    """
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site.lower() not in _OWN_FETCH_SITES
+    own = f"{request.url.scheme}://{request.headers.get('host', '')}".lower()
+    for header in ("origin", "referer"):
+        value = request.headers.get(header)
+        if value:
+            return _origin(value) != own
+    return False
+
+
 def is_api(request: Request) -> bool:
     return request.url.path.startswith("/api/")
 
@@ -106,10 +158,13 @@ async def check_csrf(request: Request, principal: Principal) -> None:
     """State-changing requests must echo the session's (or the visitor's) CSRF token.
 
     Pages send it as a form field, the JSON API as the X-CSRF-Token header. An API client
-    without a session cookie (no ambient credential to abuse) needs none.
+    without a session cookie (no ambient credential to abuse) needs none. A state-changing
+    request another site started is refused whatever it carries.
     """
     if request.method in _SAFE_METHODS:
         return
+    if is_cross_site(request):
+        raise AccessDeniedError(403, "request.cross_site")
     if is_api(request) and principal.session_token is None:
         return
     submitted = await _submitted_csrf_token(request)
@@ -118,10 +173,16 @@ async def check_csrf(request: Request, principal: Principal) -> None:
 
 
 class RoleGuard:
-    """A route dependency that admits the listed roles (and the anonymous kiosk if public)."""
+    """A route dependency that admits the listed roles (and the anonymous kiosk if public).
 
-    def __init__(self, allowed: frozenset[str]) -> None:
+    ``same_origin`` marks an audited read (personal data in full, camera pictures): another
+    website must not be able to make an officer's browser perform it, even as a plain GET,
+    since the audit log would then blame the officer and the data would land in their browser.
+    """
+
+    def __init__(self, allowed: frozenset[str], *, same_origin: bool = False) -> None:
         self.allowed = allowed
+        self.same_origin = same_origin
 
     async def __call__(self, request: Request) -> Principal:
         principal = await current_principal(request)
@@ -129,18 +190,22 @@ class RoleGuard:
             if principal.role is None:
                 raise AccessDeniedError(401, "auth.required")
             raise AccessDeniedError(403, "auth.forbidden")
+        if self.same_origin and is_cross_site(request):
+            raise AccessDeniedError(403, "request.cross_site")
         await check_csrf(request, principal)
         return principal
 
     def __repr__(self) -> str:
-        return f"RoleGuard({sorted(self.allowed)})"
+        extra = ", same_origin" if self.same_origin else ""
+        return f"RoleGuard({sorted(self.allowed)}{extra})"
 
 
-def require_roles(*roles: Role) -> Any:
-    """``Depends`` that admits only the given signed-in roles."""
+def require_roles(*roles: Role, same_origin: bool = False) -> Any:
+    """``Depends`` that admits only the given signed-in roles; ``same_origin`` for audited
+    reads, which only this UI's own pages (or a typed address) may trigger."""
     if not roles:
         raise ValueError("require_roles needs at least one role; use public() for everyone")
-    return Depends(RoleGuard(frozenset(role.value for role in roles)))
+    return Depends(RoleGuard(frozenset(role.value for role in roles), same_origin=same_origin))
 
 
 def public() -> Any:
