@@ -120,9 +120,10 @@ def list_cameras(
 def camera_snapshot(
     request: Request,
     camera_id: str,
-    principal: Annotated[Principal, require_roles(*SNAPSHOT_ROLES)],
+    principal: Annotated[Principal, require_roles(*SNAPSHOT_ROLES, same_origin=True)],
 ) -> Response:
-    """The camera's latest frame as JPEG, privacy masks blacked out; audited."""
+    """The camera's latest frame as JPEG, privacy masks blacked out; audited, so refused when
+    another website asks for it."""
     context = web_context(request)
     camera = context.cameras.get(camera_id)
     if camera is None:
