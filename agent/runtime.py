@@ -23,9 +23,11 @@ from agent.accounts import AccountStore
 from agent.alerts.service import AlertService
 from agent.audit import AuditLog
 from agent.camera.capture import CameraState, CameraWorker
+from agent.camera.pictures import CameraPictures
 from agent.config import AgentConfig
 from agent.errors import CameraError, KioskError, ValidationError
 from agent.health import SystemdNotifier, system_health
+from agent.motion.regions import PrivacyMasker
 from agent.privacy import Vault
 from agent.store.database import Database
 from agent.store.events import EventStore
@@ -72,18 +74,24 @@ class Runtime:
         )
         self.watches: dict[str, CameraWatch] = {}
         self.cameras: dict[str, CameraWorker] = {}
+        self.pictures: dict[str, CameraPictures] = {}
         for camera in config.cameras:
+            # One masker per camera, for every picture of it that leaves the agent.
+            masker = PrivacyMasker(camera.privacy_masks)
             watch = CameraWatch(
                 camera,
                 config.motion,
                 config.events,
                 self.events,
                 on_motion=self.alerts.publish_motion,
+                masker=masker,
             )
             self.watches[camera.id] = watch
-            self.cameras[camera.id] = CameraWorker(
+            worker = CameraWorker(
                 camera, on_frame=watch.on_frame, on_state=self._camera_state_changed
             )
+            self.cameras[camera.id] = worker
+            self.pictures[camera.id] = CameraPictures(worker.slot, masker)
         self._server: _EmbeddedServer | None = None
         self._housekeeping_lock = threading.Lock()
         self._notifier = SystemdNotifier()
@@ -231,6 +239,7 @@ class Runtime:
                 audit=self.audit,
                 accounts=self.accounts,
                 health=self.health,
+                pictures=self.pictures,
                 web_secret=self.vault.derive_key("web csrf"),
             )
             server_config = uvicorn.Config(

@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from agent.camera.pictures import still_picture
 from agent.errors import CameraError, StoreError, ValidationError
 from agent.motion import EventConfig, FrameError, MotionConfig, MotionDetector, MotionResult
 from agent.motion.frames import check_frame
@@ -57,6 +58,7 @@ class CameraWatch:
         clock_tz: tzinfo | None = None,
         on_motion: MotionCallback | None = None,
         id_factory: Callable[[], str] = new_event_id,
+        masker: PrivacyMasker | None = None,
     ) -> None:
         self.camera = camera
         self.camera_id = camera.id
@@ -65,7 +67,8 @@ class CameraWatch:
         self.store = store
         self.clock_tz = clock_tz
         self.on_motion = on_motion
-        self.masker = PrivacyMasker(camera.privacy_masks)
+        # Shared with the camera's other picture readers (agent.camera.pictures).
+        self.masker = masker or PrivacyMasker(camera.privacy_masks)
         self.tracker = EventTracker(camera.id, events, id_factory=id_factory)
         self._detector: MotionDetector | None = None
         self._sensitivity = motion.sensitivity
@@ -144,7 +147,8 @@ class CameraWatch:
         frame = self._latest
         if frame is None:
             raise CameraError(f"camera {self.camera_id} has no frame yet")
-        return self.store.write_snapshot(self.camera_id, self.masker.apply(frame.image), frame.ts)
+        picture = still_picture(frame, self.masker)
+        return self.store.write_snapshot_jpeg(self.camera_id, picture.jpeg, picture.ts)
 
     def close(self, ts: float | None = None) -> None:
         """End an open event and wait for a clip being written (camera stopping)."""

@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from web_ui.context import WebContext
 from web_ui.errors import install_error_handlers
+from web_ui.gate import TrustedHosts, allowed_host_names
 from web_ui.i18n import LANGUAGE_COOKIE, pick_language
 from web_ui.rendering import build_templates
 from web_ui.routes import api, auth, homestays, police, status
@@ -21,8 +22,8 @@ from web_ui.security import (
     anonymous_csrf_is_valid,
     new_anonymous_csrf,
 )
-from web_ui.snapshots import ViewAuditThrottle
 from web_ui.throttle import LoginThrottle
+from web_ui.view_audit import ViewAuditThrottle
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -35,7 +36,17 @@ _SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
+    # No page of the kiosk uses these devices yet; live video and calls will ask for them.
+    "Permissions-Policy": (
+        "camera=(), microphone=(), geolocation=(), payment=(), usb=(), interest-cohort=()"
+    ),
+    # Another site's window keeps no handle on ours, and may not embed our pictures.
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
 }
+# Pages and API answers carry personal data or live pictures: no cache keeps them. Only the
+# static files (script, style) may be cached.
+_NO_STORE = "no-store"
 
 
 def create_app(context: WebContext) -> FastAPI:
@@ -46,6 +57,9 @@ def create_app(context: WebContext) -> FastAPI:
         docs_url=None,  # the interactive docs load scripts from a CDN the kiosk cannot reach
         redoc_url=None,
         openapi_url="/api/openapi.json",
+        # Checked from Content-Length and while a chunked body streams in, before any route
+        # parses it: one anonymous 400 MB body once took the agent to 1.4 GB.
+        max_body_size=context.config.web.max_body_bytes,
     )
     app.state.context = context
     # Lockout and session length follow [web] however the store was built.
@@ -82,7 +96,12 @@ def create_app(context: WebContext) -> FastAPI:
             )
         for name, value in _SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
+        if not request.url.path.startswith("/static/"):
+            response.headers["Cache-Control"] = _NO_STORE
         return response
+
+    web = context.config.web
+    app.add_middleware(TrustedHosts, allowed=allowed_host_names(web.allowed_hosts, web.host))
 
     routers = [
         ("", status.router),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -11,6 +11,7 @@ import numpy.typing as npt
 
 from agent.accounts import AccountStore
 from agent.audit import AuditLog
+from agent.camera.pictures import CameraPictures
 from agent.config import AgentConfig
 from agent.store.database import Database
 from agent.village.homestay import HomestayService
@@ -77,6 +78,8 @@ class WebContext:
     audit: AuditLog
     accounts: AccountStore
     health: Callable[[], dict[str, object]]
+    # Every picture the UI shows comes from here, masked the way snapshots and clips are.
+    pictures: Mapping[str, CameraPictures] = field(default_factory=dict)
     # Signs the visitors' CSRF tokens; the runtime derives it from the vault key so tokens
     # survive a restart. Empty: a random key for this process.
     web_secret: bytes = b""

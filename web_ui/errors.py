@@ -135,11 +135,12 @@ async def _on_throttled(request: Request, exc: Exception) -> Response:
 
 async def _on_http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http")
+    code = {404: "not_found", 405: "method_not_allowed", 413: "request.too_large"}.get(
+        exc.status_code, "http"
+    )
     if is_api(request):
-        return api_error(
-            exc.status_code, None, code, str(exc.detail), headers=dict(exc.headers or {})
-        )
+        message = translator(request)(f"error.{code}") if code != "http" else str(exc.detail)
+        return api_error(exc.status_code, None, code, message, headers=dict(exc.headers or {}))
     return await _error_page(request, exc.status_code, code)
 
 

@@ -22,7 +22,8 @@ import numpy as np
 import numpy.typing as npt
 import sqlite_utils
 
-from agent.errors import StoreError
+from agent.camera.pictures import encode_jpeg
+from agent.errors import CameraError, StoreError
 from agent.motion.tracker import EventTransition
 from agent.store.database import Database, Migration
 
@@ -33,7 +34,6 @@ Image = npt.NDArray[Any]
 
 EVENTS_DIR = "events"
 SNAPSHOTS_DIR = "snapshots"
-_JPEG_QUALITY = 85
 
 
 def _create_events(db: sqlite_utils.Database) -> None:
@@ -87,12 +87,13 @@ class EventRecord:
         )
 
 
-def write_jpeg(path: Path, image: Image, quality: int = _JPEG_QUALITY) -> None:
-    """Encode and write atomically; raises StoreError."""
-    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise StoreError(f"cannot encode a JPEG for {path.name}")
-    _write_atomically(path, encoded.tobytes())
+def write_jpeg(path: Path, image: Image) -> None:
+    """Encode (the one still encoder) and write atomically; raises StoreError."""
+    try:
+        data = encode_jpeg(image)
+    except CameraError as exc:
+        raise StoreError(f"cannot encode a JPEG for {path.name}: {exc}") from exc
+    _write_atomically(path, data)
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
@@ -134,11 +135,11 @@ class EventStore:
     def clip_relpath(self, camera_id: str, event_id: str, started_at: float) -> str:
         return f"{EVENTS_DIR}/{camera_id}/{_day_folder(started_at)}/{event_id}.avi"
 
-    def write_snapshot(self, camera_id: str, image: Image, ts: float) -> Path:
+    def write_snapshot_jpeg(self, camera_id: str, jpeg: bytes, ts: float) -> Path:
         """A stand-alone snapshot (not part of an event), e.g. on a remote command."""
         stamp = datetime.fromtimestamp(ts, UTC).strftime("%Y%m%dT%H%M%S%fZ")
         path = self.media_dir / SNAPSHOTS_DIR / camera_id / f"{stamp}.jpg"
-        write_jpeg(path, image)
+        _write_atomically(path, jpeg)
         return path
 
     def write_clip(

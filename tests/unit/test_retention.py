@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from agent.camera.pictures import encode_jpeg
 from agent.motion.tracker import EventTransition
 from agent.store.database import Database
 from agent.store.events import EventStore
@@ -73,7 +74,7 @@ def test_quota_deletes_oldest_first_until_it_fits(store: EventStore) -> None:
 
 def test_stand_alone_snapshots_and_orphans_are_cleaned(store: EventStore) -> None:
     image = np.zeros((48, 64, 3), np.uint8)
-    old_snapshot = store.write_snapshot("yard", image, NOW - 60 * DAY)
+    old_snapshot = store.write_snapshot_jpeg("yard", encode_jpeg(image), NOW - 60 * DAY)
 
     os.utime(old_snapshot, (NOW - 60 * DAY, NOW - 60 * DAY))
     orphan = store.media_dir / "events" / "yard" / "20200101" / "ghost.jpg"

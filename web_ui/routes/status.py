@@ -22,11 +22,12 @@ from web_ui.context import CameraLike, WebContext
 from web_ui.errors import NotFoundError
 from web_ui.rendering import render
 from web_ui.security import Principal, public, require_roles, web_context
-from web_ui.snapshots import ViewAuditThrottle, encode_jpeg
+from web_ui.view_audit import ViewAuditThrottle
 
 router = APIRouter()
 
 SNAPSHOT_ROLES = (Role.POLICE, Role.ADMIN)
+HEALTH_DETAIL_ROLES = frozenset({Role.POLICE, Role.ADMIN})
 _UNHEALTHY = frozenset({"error", "down", "offline", "failed", "degraded", "unhealthy"})
 
 
@@ -125,28 +126,23 @@ def camera_snapshot(
     """The camera's latest frame as JPEG, privacy masks blacked out; audited, so refused when
     another website asks for it."""
     context = web_context(request)
-    camera = context.cameras.get(camera_id)
-    if camera is None:
+    pictures = context.pictures.get(camera_id)
+    if pictures is None:
         raise NotFoundError("camera")
-    frame = camera.slot.latest()
-    if frame is None:
+    picture = pictures.latest()
+    if picture is None:
         return JSONResponse(
             {"error": {"field": None, "code": "camera.no_frame", "message": "no frame yet"}},
             status_code=503,
             headers={"Retry-After": "1"},
         )
-    try:
-        masks = context.config.camera(camera_id).privacy_masks
-    except KeyError:
-        masks = []
-    body = encode_jpeg(frame.image, masks)
     throttle: ViewAuditThrottle = request.app.state.camera_view_audit
     if throttle.should_record(principal.actor, camera_id):
         context.audit.record(principal.actor, "camera.view", f"camera:{camera_id}", "snapshot")
     return Response(
-        body,
+        picture.jpeg,
         media_type="image/jpeg",
-        headers={"Cache-Control": "no-store", "X-Frame-Seq": str(frame.seq)},
+        headers={"Cache-Control": "no-store", "X-Frame-Seq": str(picture.seq)},
     )
 
 
@@ -167,7 +163,18 @@ def health_report(health: dict[str, object]) -> HealthReport:
     return HealthReport(status="ok" if healthy else "degraded", parts=dict(health))
 
 
+class HealthStatus(BaseModel):
+    status: str  # "ok" or "degraded"
+
+
 @router.get("/healthz", tags=["health"])
-def healthz(request: Request, principal: Annotated[Principal, public()]) -> HealthReport:
-    """Overall (``ok`` or ``degraded``) and per-part health; always 200 while the UI runs."""
-    return health_report(web_context(request).health())
+def healthz(
+    request: Request, principal: Annotated[Principal, public()]
+) -> HealthReport | HealthStatus:
+    """Overall health (``ok`` or ``degraded``), always 200 while the UI runs. Police and admin
+    also get every part: camera errors, link state, the host's memory and disk are a map for
+    an attacker, so an anonymous visitor (a monitor, the kiosk screen) gets the status only."""
+    report = health_report(web_context(request).health())
+    if principal.role in HEALTH_DETAIL_ROLES:
+        return report
+    return HealthStatus(status=report.status)
