@@ -34,7 +34,7 @@ from agent.alerts import outbox
 from agent.alerts.service import AlertService
 from agent.config import parse_config
 from agent.store.database import Database
-from simulators.command_center import CommandCenter
+from simulators.command_center import CommandCenter, generate_report_keys
 
 
 @dataclass(frozen=True)
@@ -148,6 +148,7 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="mqtt-bench-"))
     port = _free_port()
     broker = _start_broker(workdir, port)
+    keys = generate_report_keys(workdir / "centre.key", workdir / "centre.pub")
     config = parse_config(
         {
             "device": {"id": "bench-kiosk", "data_dir": str(workdir / "data")},
@@ -156,6 +157,7 @@ def main() -> None:
                 "port": port,
                 "inflight_window": args.window,
                 "outbox_max_rows": max(200_000, args.messages * 2),
+                "report_public_key": str(keys.public),
             },
         },
         environ={},
@@ -230,7 +232,11 @@ def _capture_to_centre(workdir: Path, port: int, seconds: float, cameras: int) -
             f'[[cameras]]\nid = "cam{number}"\nsource = "sim://walking_person?seed={number + 1}"\n'
             'fps = 15\nresolution = "640x480"\n'
         )
-    lines.append(f"[mqtt]\nenabled = true\nport = {port}\n[web]\nenabled = false\n")
+    keys = generate_report_keys(workdir / "e2e-centre.key", workdir / "e2e-centre.pub")
+    lines.append(
+        f"[mqtt]\nenabled = true\nport = {port}\n"
+        f'report_public_key = "{keys.public}"\n[web]\nenabled = false\n'
+    )
     config.write_text("\n".join(lines))
     centre = CommandCenter(port=port, kiosks=[device], client_id="bench-e2e-centre")
     centre.start()

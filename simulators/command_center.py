@@ -5,7 +5,12 @@ It subscribes to one or many kiosks (``<prefix>/<kiosk>/#``), keeps every event 
 kiosk's status, and reports gaps in each kiosk's message sequence numbers. Commands go to
 ``<prefix>/<kiosk>/cmd/<name>`` and the reply is awaited on ``…/cmd/<name>/result``.
 
-    python -m simulators.command_center listen --port 1883 --kiosk kiosk-1 --db alerts.sqlite3
+Reports arrive sealed to the centre's X25519 key (agent/alerts/sealing.py); with its private key
+(``report_key``) the centre opens them and keeps the full report, without it it keeps the
+sealed form as it came (metadata only readable) and counts it as unopened.
+
+    python -m simulators.command_center keygen --private centre.key --public centre.pub
+    python -m simulators.command_center --report-key centre.key listen --port 1883 --db a.sqlite3
     python -m simulators.command_center send --port 1883 --kiosk kiosk-1 arm --camera cam1
 """
 
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sqlite3
 import sys
@@ -26,10 +32,15 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from agent.alerts.sealing import SealingError, load_private_key, open_report
+from agent.errors import KioskError
 
 SESSION_EXPIRY_SECONDS = 24 * 3600
 
@@ -40,10 +51,42 @@ class CommandTimeoutError(TimeoutError):
 
 @dataclass(frozen=True)
 class Alert:
+    """One event or report; ``message`` is the opened report, ``raw`` the bytes as they came."""
+
     kiosk: str
     topic: str
     message: dict[str, Any]
     received_at: float
+    raw: bytes = b""
+
+
+@dataclass(frozen=True)
+class ReportKeys:
+    private: Path
+    public: Path
+
+
+def generate_report_keys(private: Path, public: Path) -> ReportKeys:
+    """A new X25519 key pair as PEM, like ``openssl genpkey -algorithm X25519`` and
+    ``openssl pkey -pubout`` make: the private key (0600) stays at the centre, the public
+    key goes to every kiosk as ``mqtt.report_public_key``."""
+    key = X25519PrivateKey.generate()
+    private.parent.mkdir(parents=True, exist_ok=True)
+    public.parent.mkdir(parents=True, exist_ok=True)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    descriptor = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(pem)
+    public.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return ReportKeys(private, public)
 
 
 class CommandCenter:
@@ -61,9 +104,14 @@ class CommandCenter:
         tls_ca: Path | None = None,
         store_path: Path | None = None,
         snapshot_dir: Path | None = None,
+        report_key: Path | X25519PrivateKey | None = None,
         echo: bool = False,
     ) -> None:
         self.host = host
+        self._report_key = (
+            load_private_key(report_key) if isinstance(report_key, Path) else report_key
+        )
+        self._unopened: dict[str, int] = defaultdict(int)
         self.port = port
         self.prefix = prefix
         self.kiosks = tuple(kiosks)
@@ -162,6 +210,11 @@ class CommandCenter:
         with self._lock:
             return [a for a in self._alerts if kiosk is None or a.kiosk == kiosk]
 
+    def unopened(self, kiosk: str) -> int:
+        """Reports from ``kiosk`` kept sealed: no key given, or it did not open them."""
+        with self._lock:
+            return self._unopened.get(kiosk, 0)
+
     def duplicates(self, kiosk: str | None = None) -> int:
         with self._lock:
             if kiosk is None:
@@ -224,6 +277,7 @@ class CommandCenter:
                 "reports": len(self.reports(kiosk)),
                 "duplicates": self.duplicates(kiosk),
                 "gaps": len(self.gaps(kiosk)),
+                "unopened_reports": self.unopened(kiosk),
             }
             for kiosk in kiosks
         }
@@ -313,10 +367,12 @@ class CommandCenter:
         if key in self._seen:
             self._duplicates[kiosk] += 1
             return
+        if isinstance(message.get("sealed"), dict):
+            message = self._open(kiosk, message, payload)
         self._seen.add(key)
         if isinstance(message.get("seq"), int):
             self._seqs[kiosk].add(message["seq"])
-        alert = Alert(kiosk, topic, message, time.time())
+        alert = Alert(kiosk, topic, message, time.time(), payload)
         self._alerts.append(alert)
         if self._store is not None:
             self._store.execute(
@@ -327,12 +383,24 @@ class CommandCenter:
                     message["id"],
                     topic,
                     message.get("seq"),
-                    payload.decode(),
+                    json.dumps(message, ensure_ascii=False),
                     alert.received_at,
                 ],
             )
         label = message.get("type") or message.get("kind")
         self._say(f"{kiosk} {label} {message.get('camera', '')} seq={message.get('seq')}")
+
+    def _open(self, kiosk: str, sealed: dict[str, Any], payload: bytes) -> dict[str, Any]:
+        """The opened report, or the sealed one as it came (counted) when it cannot be."""
+        if self._report_key is None:
+            self._unopened[kiosk] += 1
+            return sealed
+        try:
+            return open_report(self._report_key, kiosk, payload).model_dump()
+        except SealingError as exc:
+            self._unopened[kiosk] += 1
+            self._say(f"{kiosk} report {sealed.get('id')} not opened: {exc}")
+            return sealed
 
     def _take_camera(self, kiosk: str, camera: str, what: str, payload: bytes) -> None:
         if what == "snapshot":
@@ -385,7 +453,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--password-file", type=Path)
     parser.add_argument("--tls-ca", type=Path)
     parser.add_argument("--client-id", default="command-centre")
+    parser.add_argument(
+        "--report-key", type=Path, help="the centre's X25519 private key (PEM) to open reports"
+    )
     sub = parser.add_subparsers(dest="action", required=True)
+    keygen = sub.add_parser("keygen", help="make the centre's report key pair (PEM)")
+    keygen.add_argument("--private", type=Path, required=True, help="private key (kept here)")
+    keygen.add_argument("--public", type=Path, required=True, help="public key (for kiosks)")
     listen = sub.add_parser("listen", help="print and store alerts until Ctrl-C")
     listen.add_argument("--kiosk", action="append", default=[], help="repeat; default: all")
     listen.add_argument("--db", type=Path, help="SQLite file for alerts")
@@ -401,6 +475,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.action == "keygen":
+        keys = generate_report_keys(args.private, args.public)
+        print(f"private key: {keys.private} (keep it at the centre)")
+        print(f"public key:  {keys.public} (mqtt.report_public_key on every kiosk)")
+        return 0
     password = args.password_file.read_text().strip() if args.password_file else None
     common: dict[str, Any] = {
         "host": args.host,
@@ -412,12 +491,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         "tls_ca": args.tls_ca,
     }
     if args.action == "listen":
+        try:
+            key = load_private_key(args.report_key) if args.report_key else None
+        except KioskError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         centre = CommandCenter(
             **common,
             kiosks=args.kiosk,
             client_id=args.client_id,
             store_path=args.db,
             snapshot_dir=args.snapshots,
+            report_key=key,
             echo=True,
         ).start()
         done = threading.Event()

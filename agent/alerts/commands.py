@@ -7,6 +7,7 @@ produces a reply with ``ok: false`` and a clear ``error``; nothing here raises t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections import OrderedDict
@@ -77,10 +78,16 @@ REQUEST_SCHEMAS: dict[str, type[_Request]] = {
 
 @dataclass(frozen=True)
 class Outcome:
-    """The reply to send, plus a snapshot to publish on the camera's retained topic."""
+    """The reply to send, plus a snapshot to publish on the camera's retained topic.
+
+    ``camera`` is the camera a valid request named (None: all cameras, or none named);
+    ``repeated`` marks the remembered reply to a request id seen before (nothing ran again).
+    """
 
     reply: CommandReply
     snapshot: tuple[str, bytes] | None = None
+    camera: str | None = None
+    repeated: bool = False
 
 
 def _describe(exc: PydanticValidationError) -> str:
@@ -138,8 +145,10 @@ class CommandProcessor:
         if remembered is not None:
             # QoS 1 may deliver a request twice; arming twice is harmless but a second
             # snapshot or a late repeat after a newer command is not.
-            return remembered
-        outcome = self._execute(name, request)
+            return dataclasses.replace(remembered, repeated=True)
+        outcome = dataclasses.replace(
+            self._execute(name, request), camera=getattr(request, "camera", None)
+        )
         self._recent[request.id] = outcome
         while len(self._recent) > _REMEMBERED_REPLIES:
             self._recent.popitem(last=False)

@@ -96,10 +96,12 @@ class MqttLink:
         on_command: Callable[[str, bytes], None],
         state_messages: Callable[[], list[StateMessage]],
         on_connected: Callable[[], None] | None = None,
-        unseal: Callable[[bytes], bytes] | None = None,
+        prepare: Callable[[outbox.OutboxRow], bytes] | None = None,
     ) -> None:
+        """``prepare`` turns an outbox row into the bytes to publish (sealing what must be
+        sealed); a KioskError from it means the row can never be sent and it is dropped."""
         self._config = config
-        self._unseal = unseal
+        self._prepare = prepare
         self._client_id = client_id
         self._topics = topics
         self._database = database
@@ -149,6 +151,16 @@ class MqttLink:
             self._config.protocol,
             self._client_id,
         )
+        if self._config.plaintext_off_host:
+            # Allowed by mqtt.allow_plaintext (the config refuses it otherwise); said at every
+            # start so a forgotten exception does not go unnoticed.
+            log.warning(
+                "MQTT link to %s:%d is NOT encrypted (mqtt.allow_plaintext = true): alerts,"
+                " snapshots and the command channel cross the network in clear; anyone on the"
+                " path can read them and inject commands. Set mqtt.tls_ca to use TLS.",
+                self._config.host,
+                self._config.port,
+            )
 
     def _connect(self, client: mqtt.Client) -> None:
         try:
@@ -495,7 +507,7 @@ class MqttLink:
             rows = outbox.fetch_after(db, cursor, room)
         published = 0
         for row in rows:
-            payload = self._plain_payload(row)
+            payload = self._wire_payload(row)
             if payload is None:
                 cursor = row.seq
                 continue
@@ -511,22 +523,24 @@ class MqttLink:
                 self._published += published
         return cursor
 
-    def _plain_payload(self, row: outbox.OutboxRow) -> bytes | None:
-        """The payload as it goes on the wire; a sealed one that cannot be opened (its key is
-        gone) is dropped and counted, since retrying can never succeed."""
-        if not row.sealed:
-            return row.payload
+    def _wire_payload(self, row: outbox.OutboxRow) -> bytes | None:
+        """The payload as it goes on the wire; one that cannot be prepared (a kiosk-sealed row
+        whose key is gone) is dropped and counted, since retrying can never succeed."""
         try:
-            if self._unseal is None:
-                raise KioskError("no key to unseal it was given to the link")
-            return self._unseal(row.payload)
+            if self._prepare is not None:
+                return self._prepare(row)
+            if row.seal is not outbox.Seal.NONE:
+                raise KioskError("no way to prepare a sealed payload was given to the link")
+            return row.payload
         except KioskError as exc:
             with self._database.write() as db:
                 outbox.delete(db, [row.seq])
             with self._lock:
                 self._rejected += 1
             log.error(
-                "outbox message %d dropped: its sealed payload cannot be opened (%s)", row.seq, exc
+                "outbox message %d dropped: its payload cannot be prepared for sending (%s)",
+                row.seq,
+                exc,
             )
             return None
 

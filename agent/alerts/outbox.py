@@ -1,9 +1,10 @@
 """The durable outbox: every message for the command centre waits here until the broker acks it.
 
 ``enqueue`` runs inside the caller's open write transaction, so an alert is stored atomically
-with the record it belongs to. Rows leave only when the broker acknowledged them (``delete``) or
-when the outbox is full (oldest snapshots first, then the oldest alerts and reports), and every
-such drop is counted in ``outbox_drops`` and logged.
+with the record it belongs to. Rows leave only when the broker acknowledged them (``delete``),
+when the outbox is full (oldest snapshots first, then the oldest alerts and reports), or, for
+reports, when they are older than the guest data may be kept (``expire``); every such drop is
+counted in ``outbox_drops`` and logged.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from typing import Protocol
 
 import sqlite_utils
@@ -33,6 +34,14 @@ class MessageKind(StrEnum):
     SNAPSHOT = "snapshot"
 
 
+class Seal(IntEnum):
+    """How a row's payload is protected; stored in the ``sealed`` column."""
+
+    NONE = 0  # as published (events, snapshots; reports written before sealing existed)
+    VAULT = 1  # sealed with the kiosk's own vault key while it waits; re-sealed on its way out
+    CENTRE = 2  # sealed to the command centre's public key at enqueue: published as it is
+
+
 @dataclass(frozen=True)
 class OutboxLimits:
     max_rows: int
@@ -48,7 +57,8 @@ class OutboxRow:
     qos: int
     retain: bool
     kind: str
-    sealed: bool = False
+    seal: Seal = Seal.NONE
+    created_at: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -137,14 +147,14 @@ def enqueue(
     retain: bool = False,
     qos: int = 1,
     replace_pending: bool = False,
-    sealed: bool = False,
+    seal: Seal = Seal.NONE,
     now: float | None = None,
 ) -> str:
     """Add one message inside the caller's write transaction; returns its message id.
 
     ``replace_pending`` drops older rows of the same kind and topic first: a retained topic
     (the latest snapshot) only ever shows its newest value, so older ones are dead weight.
-    ``sealed`` marks a payload the caller encrypted; the link unseals it just before publishing.
+    ``seal`` says how the caller protected the payload (the link prepares it accordingly).
     """
     message_id = message_id or new_message_id()
     if replace_pending:
@@ -162,7 +172,7 @@ def enqueue(
             str(kind),
             len(payload) + len(topic),
             time.time() if now is None else now,
-            int(sealed),
+            int(seal),
         ],
     )
     _enforce_limits(db, limits)
@@ -183,14 +193,7 @@ def _enforce_limits(db: sqlite_utils.Database, limits: OutboxLimits) -> None:
         )
         seq, kind = victim
         db.execute("DELETE FROM outbox WHERE seq = ?", [seq])
-        db.execute(
-            "INSERT INTO outbox_drops (kind, count, last_at) VALUES (?, 1, ?)"
-            " ON CONFLICT (kind) DO UPDATE SET count = count + 1, last_at = excluded.last_at",
-            [kind, time.time()],
-        )
-        count = int(
-            db.execute("SELECT count FROM outbox_drops WHERE kind = ?", [kind]).fetchone()[0]
-        )
+        count = _count_drops(db, kind, 1)
         # A long outage at the limit drops one row per new message: log the first and then
         # every thousandth, the exact count is in health.
         if count == 1 or count % 1000 == 0:
@@ -203,10 +206,36 @@ def _enforce_limits(db: sqlite_utils.Database, limits: OutboxLimits) -> None:
             )
 
 
+def _count_drops(db: sqlite_utils.Database, counter: str, dropped: int) -> int:
+    """Add ``dropped`` to a drop counter; returns its new total."""
+    db.execute(
+        "INSERT INTO outbox_drops (kind, count, last_at) VALUES (?, ?, ?)"
+        " ON CONFLICT (kind) DO UPDATE SET count = count + excluded.count,"
+        " last_at = excluded.last_at",
+        [counter, dropped, time.time()],
+    )
+    return int(db.execute("SELECT count FROM outbox_drops WHERE kind = ?", [counter]).fetchone()[0])
+
+
+def expire(db: sqlite_utils.Database, kind: MessageKind, older_than: float) -> int:
+    """Delete undelivered rows of ``kind`` created before ``older_than`` (epoch seconds).
+
+    Counted under ``<kind>_expired`` in ``outbox_drops``, apart from drops of a full outbox, so
+    health tells the two reasons apart. Returns how many rows went.
+    """
+    cursor = db.execute(
+        "DELETE FROM outbox WHERE kind = ? AND created_at < ?", [str(kind), older_than]
+    )
+    expired = max(0, cursor.rowcount)
+    if expired:
+        _count_drops(db, f"{kind}_expired", expired)
+    return expired
+
+
 def fetch_after(db: sqlite_utils.Database, after_seq: int, limit: int) -> list[OutboxRow]:
     cursor = db.execute(
-        "SELECT seq, message_id, topic, payload, qos, retain, kind, sealed FROM outbox"
-        " WHERE seq > ? ORDER BY seq LIMIT ?",
+        "SELECT seq, message_id, topic, payload, qos, retain, kind, sealed, created_at"
+        " FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
         [after_seq, limit],
     )
     return [
@@ -218,10 +247,20 @@ def fetch_after(db: sqlite_utils.Database, after_seq: int, limit: int) -> list[O
             qos=int(row[4]),
             retain=bool(row[5]),
             kind=row[6],
-            sealed=bool(row[7]),
+            seal=_seal(row[7]),
+            created_at=float(row[8]),
         )
         for row in cursor.fetchall()
     ]
+
+
+def _seal(value: object) -> Seal:
+    try:
+        return Seal(int(value))  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        # An unknown mark is treated as kiosk-sealed: the link then refuses to publish it as
+        # it is, and a payload that may be personal never goes out in clear.
+        return Seal.VAULT
 
 
 def delete(db: sqlite_utils.Database, seqs: Iterable[int]) -> None:

@@ -8,16 +8,18 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
 
 import sqlite_utils
+from pydantic import ValidationError as PydanticValidationError
 
 from agent.alerts import outbox
-from agent.alerts.commands import CommandProcessor, CommandTarget
+from agent.alerts.commands import REQUEST_SCHEMAS, CommandProcessor, CommandTarget, Outcome
 from agent.alerts.discovery import DiscoveredCamera, discovery_messages
 from agent.alerts.link import MqttLink, StateMessage
-from agent.alerts.outbox import MessageKind, OutboxLimits, PayloadSealer
+from agent.alerts.outbox import MessageKind, OutboxLimits, OutboxRow, PayloadSealer, Seal
 from agent.alerts.payloads import (
     CommandReply,
     EventTransitionLike,
@@ -26,9 +28,11 @@ from agent.alerts.payloads import (
     iso_utc,
     jsonable,
 )
+from agent.alerts.sealing import ReportSealer, SealingError
 from agent.alerts.topics import Topics, check_segment
+from agent.audit import AuditLog
 from agent.config import AgentConfig
-from agent.errors import StoreError
+from agent.errors import ConfigError, KioskError, StoreError
 from agent.health import system_health
 from agent.store.database import Database
 
@@ -39,6 +43,12 @@ _MAX_SNAPSHOT_BYTES = 8 * 1024 * 1024
 _VERSION = "0.1.0"
 # Queued to the worker to publish health now; no command has an empty name.
 _HEALTH_NOW: tuple[str, bytes] = ("", b"")
+# Who sends remote commands, as the audit log names it: the broker ACL lets only the command
+# centre publish on a kiosk's cmd topics.
+COMMAND_ACTOR = "command-centre"
+# Commands refused because the queue was full, waiting to be audited by the worker.
+_REFUSED_MEMORY = 1024
+_DAY_SECONDS = 86400.0
 
 
 def camera_summary(agent_health: Mapping[str, object]) -> dict[str, dict[str, object]]:
@@ -82,10 +92,24 @@ class AlertService:
         target: CommandTarget,
         *,
         sealer: PayloadSealer | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         self._config = config
-        # Reports carry personal data (guest registrations): sealed while they wait on disk.
+        # Reports carry personal data (guest registrations). With the command centre's key they
+        # are sealed to it at once (the kiosk itself can no longer read them); without it they
+        # wait sealed with the kiosk's vault and are sealed to the centre on their way out.
         self._sealer = sealer
+        self._report_sealer: ReportSealer | None = None
+        if config.mqtt.report_public_key is not None:
+            self._report_sealer = ReportSealer.from_file(
+                config.mqtt.report_public_key, config.device.id
+            )
+        elif config.mqtt.enabled:
+            # The config refuses this already; a link that could only publish reports in clear
+            # must not exist even when a caller built the config some other way.
+            raise ConfigError(["mqtt.report_public_key: required when mqtt.enabled is true"])
+        self._audit = audit
+        self._refused: deque[str] = deque(maxlen=_REFUSED_MEMORY)
         self._database = database
         self._topics = Topics(config.mqtt.prefix, config.device.id)
         self._limits = OutboxLimits(config.mqtt.outbox_max_rows, config.mqtt.outbox_max_bytes)
@@ -110,7 +134,7 @@ class AlertService:
                 on_command=self._receive_command,
                 state_messages=self._state_messages,
                 on_connected=self._on_connected,
-                unseal=sealer.unseal if sealer is not None else None,
+                prepare=self._wire_payload,
             )
 
     @property
@@ -195,17 +219,66 @@ class AlertService:
             ts=iso_utc(time.time()),
             data=jsonable(payload),
         )
-        encoded = message.model_dump_json().encode()
+        if self._report_sealer is not None:
+            stored, seal = self._report_sealer.seal(message), Seal.CENTRE
+        elif self._sealer is not None:
+            stored, seal = self._sealer.seal(message.model_dump_json().encode()), Seal.VAULT
+        else:
+            stored, seal = message.model_dump_json().encode(), Seal.NONE
         outbox.enqueue(
             db,
             topic=topic,
-            payload=self._sealer.seal(encoded) if self._sealer is not None else encoded,
+            payload=stored,
             kind=MessageKind.REPORT,
             limits=self._limits,
             message_id=message_id,
-            sealed=self._sealer is not None,
+            seal=seal,
         )
         self._wake()
+
+    def _wire_payload(self, row: OutboxRow) -> bytes:
+        """What the link publishes for ``row`` (drain thread): a report always sealed to the
+        command centre, whatever state it waited in; raises KioskError when it cannot be."""
+        if row.seal is Seal.CENTRE:
+            return row.payload
+        if row.kind != MessageKind.REPORT:
+            if row.seal is not Seal.NONE:
+                raise SealingError("a sealed message that is not a report cannot be published")
+            return row.payload
+        if self._report_sealer is None:
+            raise SealingError("no command centre key (mqtt.report_public_key) to seal it to")
+        if row.seal is Seal.VAULT:
+            if self._sealer is None:
+                raise SealingError("sealed with the kiosk's vault, which was not given")
+            plain = self._sealer.unseal(row.payload)
+        else:
+            plain = row.payload  # written before reports were sealed at all
+        try:
+            message = ReportMessage.model_validate_json(plain)
+        except PydanticValidationError as exc:
+            # Only the error's kind: its text would quote the (personal) payload.
+            raise SealingError("the waiting report is not a report message") from exc
+        return self._report_sealer.seal(message)
+
+    def purge_expired(self, now: float | None = None) -> int:
+        """Delete reports that waited longer than ``storage.guest_retention_days``.
+
+        A registration report holds what the guest register may keep only that long; a broker
+        out of reach for longer must not make the outbox the place where it outlives the
+        register. Counted as ``report_expired`` in the outbox drops; returns how many went.
+        """
+        days = self._config.storage.guest_retention_days
+        cutoff = (time.time() if now is None else now) - days * _DAY_SECONDS
+        with self._database.write() as db:
+            expired = outbox.expire(db, MessageKind.REPORT, cutoff)
+        if expired:
+            log.warning(
+                "outbox: %d undelivered report(s) older than the guest retention (%g days)"
+                " deleted; counted as report_expired",
+                expired,
+                days,
+            )
+        return expired
 
     def _read_snapshot(self, relative: str | Path) -> bytes | None:
         path = (self._media_dir / relative).resolve()
@@ -281,6 +354,8 @@ class AlertService:
             self._commands.put_nowait((name, payload))
         except queue.Full:
             log.warning("command queue full; command %s refused", name)
+            # Audited by the worker: a database write has no place on paho's thread.
+            self._refused.append(name)
             self._reply(name, CommandReply(id=None, ok=False, error="kiosk busy, try again"))
 
     def _on_connected(self) -> None:
@@ -307,13 +382,44 @@ class AlertService:
                 next_health = time.monotonic()
                 continue
             name, payload = item
-            outcome = self._processor.handle(name, payload)
-            if outcome.snapshot is not None and self._link is not None:
-                camera_id, jpeg = outcome.snapshot
-                self._link.publish(self._topics.camera_snapshot(camera_id), jpeg, retain=True)
-            self._reply(name, outcome.reply)
-            if not outcome.reply.ok:
-                log.info("command %s rejected: %s", name, outcome.reply.error)
+            self._run_command(name, payload)
+
+    def _run_command(self, name: str, payload: bytes) -> None:
+        outcome = self._processor.handle(name, payload)
+        if outcome.snapshot is not None and self._link is not None:
+            camera_id, jpeg = outcome.snapshot
+            self._link.publish(self._topics.camera_snapshot(camera_id), jpeg, retain=True)
+        self._reply(name, outcome.reply)
+        if not outcome.reply.ok:
+            log.info("command %s rejected: %s", name, outcome.reply.error)
+        self._audit_refused()
+        self._audit_command(name, outcome)
+
+    def _audit_command(self, name: str, outcome: Outcome) -> None:
+        reply = outcome.reply
+        detail = "ok" if reply.ok else f"error: {reply.error}"
+        if outcome.repeated:
+            detail += " (repeated request, not run again)"
+        if reply.id is not None:
+            detail += f"; request {reply.id}"
+        self._record(_command_action(name), outcome.camera or self._config.device.id, detail)
+
+    def _audit_refused(self) -> None:
+        while True:
+            try:
+                name = self._refused.popleft()
+            except IndexError:
+                return
+            self._record(_command_action(name), self._config.device.id, "error: kiosk busy")
+
+    def _record(self, action: str, subject: str, detail: str) -> None:
+        if self._audit is None:
+            return
+        try:
+            self._audit.record(COMMAND_ACTOR, action, subject, detail)
+        except KioskError as exc:
+            # The command has run; failing the worker would stop every later command too.
+            log.error("remote command %s not written to the audit log: %s", action, exc)
 
     def _reply(self, name: str, reply: CommandReply) -> None:
         if self._link is not None:
@@ -355,3 +461,9 @@ class AlertService:
             log.warning("health not published: %s", exc)
             return True
         return self._link.publish(self._topics.health, json.dumps(jsonable(message)).encode())
+
+
+def _command_action(name: str) -> str:
+    """``command.<name>`` for a known command; anything else arrived on the topic is not
+    trusted into the action column as it is."""
+    return f"command.{name}" if name in REQUEST_SCHEMAS else "command.unknown"

@@ -32,6 +32,8 @@ def test_shipped_configs_are_valid() -> None:
     example = load_config(REPO / "firmware_config" / "kiosk.example.toml", environ={})
     assert example.cameras[0].zones[0].name == "gate"
     assert example.mqtt.tls_cert is not None
+    assert example.mqtt.report_public_key is not None
+    assert example.mqtt.allow_plaintext is False
 
 
 def test_out_of_range_values_name_their_path() -> None:
@@ -99,6 +101,8 @@ def test_environment_overrides_win_over_the_file() -> None:
             "VILLAGE_KIOSK_MQTT__PORT": "1884",
             "VILLAGE_KIOSK_MQTT__ENABLED": "true",
             "VILLAGE_KIOSK_MQTT__HOST": "broker.local",
+            "VILLAGE_KIOSK_MQTT__TLS_CA": "/etc/village-kiosk/ca.crt",
+            "VILLAGE_KIOSK_MQTT__REPORT_PUBLIC_KEY": "/etc/village-kiosk/report-public.pem",
             "VILLAGE_KIOSK_CAMERAS__0__FPS": "5",
             "UNRELATED": "x",
         },
@@ -123,6 +127,66 @@ def test_bad_environment_overrides_are_config_errors() -> None:
     assert problems_of(raw, {"VILLAGE_KIOSK_PORT": "1"}) == [
         "VILLAGE_KIOSK_PORT: must look like VILLAGE_KIOSK_<SECTION>__<KEY>"
     ]
+
+
+def _mqtt_problems(**mqtt: object) -> list[str]:
+    try:
+        parse_config({"device": {"id": "k1"}, "mqtt": mqtt}, {})
+    except ConfigError as exc:
+        return exc.problems
+    return []
+
+
+_KEY = {"report_public_key": "/etc/village-kiosk/report-public.pem"}
+
+
+def test_plain_mqtt_to_another_machine_must_be_asked_for_by_name() -> None:
+    assert _mqtt_problems(enabled=True, host="broker.county.example", **_KEY) == [
+        "mqtt.host: 'broker.county.example' is not on this machine and mqtt.tls_ca is not set;"
+        " set mqtt.tls_ca (TLS to the broker), or mqtt.allow_plaintext = true to send alerts"
+        " and the command channel in clear on a network you trust"
+    ]
+    # A name that merely resolves to this machine still counts as another one: no DNS here.
+    assert _mqtt_problems(enabled=True, host="10.0.0.5", **_KEY)[0].startswith("mqtt.host: ")
+    for loopback in ("127.0.0.1", "127.3.2.1", "localhost", "LOCALHOST.", "::1", "[::1]"):
+        assert _mqtt_problems(enabled=True, host=loopback, **_KEY) == [], loopback
+    assert _mqtt_problems(enabled=True, host="10.0.0.5", tls_ca="/ca.crt", **_KEY) == []
+    assert (
+        _mqtt_problems(enabled=True, host="10.0.0.5", tls_cert="/c.crt", tls_key="/c.key", **_KEY)
+        == []
+    )
+    assert _mqtt_problems(enabled=True, host="10.0.0.5", allow_plaintext=True, **_KEY) == []
+    # Only a link in use is held to it.
+    assert _mqtt_problems(enabled=False, host="10.0.0.5") == []
+
+
+def test_an_enabled_link_needs_the_command_centres_report_key() -> None:
+    assert _mqtt_problems(enabled=True) == [
+        "mqtt.report_public_key: required when mqtt.enabled is true: the command centre's"
+        " X25519 public key (PEM) that registration reports are sealed to"
+    ]
+    # Both problems at once, each under its own key.
+    assert [p.split(":")[0] for p in _mqtt_problems(enabled=True, host="broker.lan")] == [
+        "mqtt.host",
+        "mqtt.report_public_key",
+    ]
+    assert _mqtt_problems(enabled=False) == []
+
+
+def test_check_config_names_the_mqtt_problems(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "kiosk.toml"
+    config.write_text('[device]\nid = "k1"\n[mqtt]\nenabled = true\nhost = "broker.lan"\n')
+    assert main(["check-config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "  mqtt.host: 'broker.lan' is not on this machine and mqtt.tls_ca is not set;" in err
+    assert "  mqtt.report_public_key: required when mqtt.enabled is true" in err
+    config.write_text(
+        '[device]\nid = "k1"\n[mqtt]\nenabled = true\nhost = "broker.lan"\n'
+        'allow_plaintext = true\nreport_public_key = "/etc/centre.pub"\n'
+    )
+    assert main(["check-config", str(config)]) == 0
 
 
 def test_command_line_overrides_win(tmp_path: Path) -> None:

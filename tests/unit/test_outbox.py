@@ -13,11 +13,18 @@ from hypothesis import strategies as st
 
 from agent.alerts import outbox
 from agent.alerts.outbox import MessageKind, OutboxLimits
+from agent.alerts.sealing import load_private_key, open_report
 from agent.alerts.service import AlertService
-from agent.errors import ValidationError
+from agent.errors import ConfigError, KioskError, ValidationError
 from agent.privacy import Vault
 from agent.store.database import Database
-from tests.fixtures.mosquitto import TINY_JPEG, RecordingTarget, Transition, kiosk_config
+from tests.fixtures.mosquitto import (
+    TINY_JPEG,
+    RecordingTarget,
+    Transition,
+    centre_keys,
+    kiosk_config,
+)
 
 ROOMY = OutboxLimits(max_rows=10_000, max_bytes=10_000_000)
 
@@ -162,21 +169,161 @@ def test_migration_is_idempotent(database: Database) -> None:
     assert outbox.migrate(database) == len(outbox.MIGRATIONS)
 
 
-def test_reports_with_personal_data_are_sealed_at_rest(tmp_path: Path) -> None:
-    database = Database(tmp_path / "kiosk.sqlite3")
-    vault = Vault.load_or_create(tmp_path / "secrets" / "key")
-    config = kiosk_config(tmp_path, 1883)
-    service = AlertService(config, database, RecordingTarget(), sealer=vault)
-    with database.write() as db:
-        service.enqueue_report(db, "registration", {"id_number": "110101199003070078"})
+ID_NUMBER = "110101199003070078"
+PHONE = "13912345678"
+GUEST = {"guest": {"name": "张三丰", "id_number": ID_NUMBER, "phone": PHONE}}
+
+
+def _no_personal_data(data: bytes) -> bool:
+    return not any(
+        value in data for value in (ID_NUMBER.encode(), PHONE.encode(), "张三丰".encode())
+    )
+
+
+def _only_row(database: Database) -> outbox.OutboxRow:
     with database.read() as db:
         (row,) = outbox.fetch_after(db, 0, 10)
+    return row
+
+
+def test_without_the_centres_key_reports_wait_sealed_with_the_vault(tmp_path: Path) -> None:
+    database = Database(tmp_path / "kiosk.sqlite3")
+    vault = Vault.load_or_create(tmp_path / "secrets" / "key")
+    config = kiosk_config(tmp_path, 1883, enabled=False)
+    service = AlertService(config, database, RecordingTarget(), sealer=vault)
+    with database.write() as db:
+        service.enqueue_report(db, "registration", GUEST)
+    row = _only_row(database)
     database.close()
-    assert row.sealed
-    assert b"110101199003070078" not in row.payload
-    assert json.loads(vault.unseal(row.payload))["data"]["id_number"] == "110101199003070078"
+    assert row.seal is outbox.Seal.VAULT
+    assert _no_personal_data(row.payload)
+    assert json.loads(vault.unseal(row.payload))["data"] == GUEST
     for path in tmp_path.glob("kiosk.sqlite3*"):
-        assert b"110101199003070078" not in path.read_bytes()
+        assert _no_personal_data(path.read_bytes())
+
+
+def test_with_the_centres_key_reports_are_sealed_to_it_at_once(tmp_path: Path) -> None:
+    database = Database(tmp_path / "kiosk.sqlite3")
+    vault = Vault.load_or_create(tmp_path / "secrets" / "key")
+    keys = centre_keys(tmp_path)
+    config = kiosk_config(tmp_path, 1883, enabled=False, report_public_key=str(keys.public))
+    service = AlertService(config, database, RecordingTarget(), sealer=vault)
+    with database.write() as db:
+        service.enqueue_report(db, "registration", GUEST)
+    row = _only_row(database)
+    # Published as it is: what waits on disk is what the centre receives.
+    assert service._wire_payload(row) == row.payload
+    database.close()
+    assert row.seal is outbox.Seal.CENTRE
+    for path in tmp_path.glob("kiosk.sqlite3*"):
+        assert _no_personal_data(path.read_bytes())
+    report = open_report(load_private_key(keys.private), "kiosk-1", row.payload)
+    assert report.id == row.message_id and report.data == GUEST
+
+
+@pytest.mark.parametrize("at_rest", ["vault", "plain"])
+def test_reports_written_before_the_key_are_sealed_to_the_centre_on_their_way_out(
+    tmp_path: Path, at_rest: str
+) -> None:
+    database = Database(tmp_path / "kiosk.sqlite3")
+    vault = Vault.load_or_create(tmp_path / "secrets" / "key")
+    demo = AlertService(
+        kiosk_config(tmp_path, 1883, enabled=False),
+        database,
+        RecordingTarget(),
+        sealer=vault if at_rest == "vault" else None,
+    )
+    with database.write() as db:
+        demo.enqueue_report(db, "registration", GUEST)
+        demo.enqueue_event(db, Transition("start", "e1", "cam1", 1.0, 1.0))
+    report_row, event_row = _rows(demo)
+    keys = centre_keys(tmp_path)
+    linked = AlertService(kiosk_config(tmp_path, 1883), database, RecordingTarget(), sealer=vault)
+    wire = linked._wire_payload(report_row)
+    assert _no_personal_data(wire)
+    report = open_report(load_private_key(keys.private), "kiosk-1", wire)
+    assert (report.id, report.seq, report.data) == (report_row.message_id, 1, GUEST)
+    assert linked._wire_payload(event_row) == event_row.payload  # events go as they are
+    database.close()
+
+
+def test_a_waiting_report_that_cannot_be_sealed_is_refused_not_sent_in_clear(
+    tmp_path: Path,
+) -> None:
+    database = Database(tmp_path / "kiosk.sqlite3")
+    other_vault = Vault(b"\x01" * 32)
+    demo = AlertService(
+        kiosk_config(tmp_path, 1883, enabled=False),
+        database,
+        RecordingTarget(),
+        sealer=other_vault,
+    )
+    with database.write() as db:
+        demo.enqueue_report(db, "registration", GUEST)
+    (row,) = _rows(demo)
+    keys = centre_keys(tmp_path)
+    config = kiosk_config(tmp_path, 1883, enabled=False, report_public_key=str(keys.public))
+    mine = Vault.load_or_create(tmp_path / "secrets" / "key")
+    with pytest.raises(KioskError):  # the link drops and counts it
+        AlertService(config, database, RecordingTarget(), sealer=mine)._wire_payload(row)
+    with pytest.raises(KioskError, match="no command centre key"):
+        demo._wire_payload(row)
+    database.close()
+
+
+def test_an_enabled_link_without_the_centres_key_is_never_built(tmp_path: Path) -> None:
+    config = kiosk_config(tmp_path, 1883)
+    keyless = config.model_copy(
+        update={"mqtt": config.mqtt.model_copy(update={"report_public_key": None})}
+    )
+    database = Database(tmp_path / "kiosk.sqlite3")
+    with pytest.raises(ConfigError, match=r"mqtt\.report_public_key: required"):
+        AlertService(keyless, database, RecordingTarget())
+    bad_key = tmp_path / "bad.pem"
+    bad_key.write_text("not a key")
+    with pytest.raises(ConfigError, match="is not a PEM public key"):
+        config = kiosk_config(tmp_path, 1883, report_public_key=str(bad_key))
+        AlertService(config, database, RecordingTarget())
+    database.close()
+
+
+def test_reports_older_than_the_guest_retention_expire_from_the_outbox(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = kiosk_config(tmp_path, 1883, enabled=False)
+    config = config.model_copy(
+        update={"storage": config.storage.model_copy(update={"guest_retention_days": 30})}
+    )
+    database = Database(tmp_path / "kiosk.sqlite3")
+    service = AlertService(config, database, RecordingTarget())
+    day = 86400.0
+    now = 1_800_000_000.0
+    limits = OutboxLimits(max_rows=1000, max_bytes=10_000_000)
+    with database.write() as db:
+        for kind, age_days in (
+            (MessageKind.REPORT, 31),
+            (MessageKind.ALERT, 400),
+            (MessageKind.REPORT, 45),
+            (MessageKind.SNAPSHOT, 400),
+            (MessageKind.REPORT, 29),
+        ):
+            outbox.enqueue(
+                db,
+                topic=f"village/kiosk-1/{kind}",
+                payload=f"{kind}-{age_days}".encode(),
+                kind=kind,
+                limits=limits,
+                now=now - age_days * day,
+            )
+    caplog.set_level(logging.INFO)
+    assert service.purge_expired(now=now) == 2
+    assert service.purge_expired(now=now) == 0
+    assert [row.payload for row in _rows(service)] == [b"alert-400", b"snapshot-400", b"report-29"]
+    outbox_health = service.health()["outbox"]
+    assert isinstance(outbox_health, dict)
+    assert outbox_health["dropped"] == {"report_expired": 2}
+    assert "2 undelivered report(s) older than the guest retention (30 days)" in caplog.text
+    database.close()
 
 
 @settings(max_examples=40, deadline=None)
