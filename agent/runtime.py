@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -63,9 +65,7 @@ class Runtime:
         self.audit = AuditLog(self.database)
         self.accounts = AccountStore.from_config(self.database, config.web)
         self.events = EventStore(self.database, self.media_dir)
-        self.alerts = AlertService(
-            config, self.database, target=self, sealer=self.vault, audit=self.audit
-        )
+        self.alerts = AlertService(config, self.database, target=self, sealer=self.vault)
         self.events.add_listener(self.alerts.enqueue_event)
         self.homestays = HomestayService(
             self.database,
@@ -208,7 +208,6 @@ class Runtime:
         with self._housekeeping_lock:
             apply_retention(self.database, self.media_dir, self.config.storage)
             purged = self.homestays.purge_expired()
-            self.alerts.purge_expired()  # logs and counts what it drops itself
         if purged:
             log.info("purged %d guest registrations past retention", purged)
 
@@ -251,9 +250,10 @@ class Runtime:
                 port=self.config.web.port,
                 log_config=None,
                 access_log=False,
-                # Nothing proxies the kiosk: trusting X-Forwarded-For from 127.0.0.1 would let a
-                # local process dodge the per-address sign-in throttle.
-                proxy_headers=False,
+                # X-Forwarded-For is believed only from a configured TLS proxy: trusting it from
+                # anyone would let a client pick its own address and dodge the sign-in limits.
+                proxy_headers=bool(self.config.web.trusted_proxies),
+                forwarded_allow_ips=list(self.config.web.trusted_proxies) or None,
                 lifespan="on",
             )
             self._server = _EmbeddedServer(server_config)
@@ -301,5 +301,21 @@ async def _run(config: AgentConfig) -> int:
 
 def run_agent(config: AgentConfig) -> int:
     """Run until SIGTERM or SIGINT; returns the process exit code."""
-    Path(config.device.data_dir).mkdir(parents=True, exist_ok=True)
+    # Everything the agent writes (database, WAL, media, keys) is for its own user alone: the
+    # Pi's other users (the desktop user is in group video) must not read guests or pictures.
+    os.umask(0o077)
+    keep_private(Path(config.device.data_dir))
     return asyncio.run(_run(config))
+
+
+def keep_private(data_dir: Path) -> None:
+    """Create the data directory owner-only, or narrow one made before (0755 by an older
+    version or by hand): nothing inside can be reached through a closed directory."""
+    try:
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        mode = stat.S_IMODE(data_dir.stat().st_mode)
+        if mode & 0o077:
+            data_dir.chmod(mode & 0o700)
+            log.warning("data directory %s was open to other users (%04o); closed", data_dir, mode)
+    except OSError as exc:
+        raise KioskError(f"cannot prepare the data directory {data_dir}: {exc.strerror}") from exc

@@ -9,6 +9,7 @@ the capture threads, the MQTT thread and the event loop all write.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -36,7 +37,15 @@ class Database:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # SQLite gives the -wal and -shm files the mode of the database file: made 0600
+            # here, all three stay private whatever the caller's umask (the CLI's, say).
+            descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                if os.fstat(descriptor).st_mode & 0o077:  # made by an older version
+                    os.fchmod(descriptor, 0o600)
+            finally:
+                os.close(descriptor)
             connection = sqlite3.connect(
                 str(path), check_same_thread=False, isolation_level=None, timeout=30
             )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 def media_dir(data_dir: Path) -> Path:
     path = data_dir / "media"
-    path.mkdir(parents=True, exist_ok=True)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
     return path
 
 
