@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from agent.camera.source import Source, parse_source
 from agent.errors import ConfigError, field_path
@@ -163,6 +164,57 @@ class MqttConfig(_Section):
             raise ValueError("tls_cert and tls_key must be given together")
         return self
 
+    @property
+    def tls(self) -> bool:
+        """The link speaks TLS (the CA file, or a client certificate with the system CAs)."""
+        return self.tls_ca is not None or self.tls_cert is not None
+
+    @property
+    def plaintext_off_host(self) -> bool:
+        """Plain MQTT to a broker on another machine: the wire between is readable."""
+        return not self.tls and not _is_loopback(self.host)
+
+    @model_validator(mode="after")
+    def _check_link_protection(self) -> MqttConfig:
+        # Checked only for a link that is used, so a disabled [mqtt] section may stay a draft.
+        if not self.enabled:
+            return self
+        problems: list[InitErrorDetails] = []
+        if self.plaintext_off_host and not self.allow_plaintext:
+            message = (
+                f"{self.host!r} is not on this machine and mqtt.tls_ca is not set; set"
+                " mqtt.tls_ca (TLS to the broker), or mqtt.allow_plaintext = true to send"
+                " alerts and the command channel in clear on a network you trust"
+            )
+            problems.append(_field_error("host", self.host, message))
+        if self.report_public_key is None:
+            message = (
+                "required when mqtt.enabled is true: the command centre's X25519 public key"
+                " (PEM) that registration reports are sealed to"
+            )
+            problems.append(_field_error("report_public_key", None, message))
+        if problems:
+            raise PydanticValidationError.from_exception_data(type(self).__name__, problems)
+        return self
+
+
+def _is_loopback(host: str) -> bool:
+    """Only a literal loopback address or ``localhost``: no DNS look-up at config time."""
+    name = host.strip().strip("[]").lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _field_error(field: str, value: object, message: str) -> InitErrorDetails:
+    """A model check's problem filed under one field, so it reads ``mqtt.<field>: …``."""
+    # The text goes in as context, not as the template: a host name may contain braces.
+    error = PydanticCustomError("mqtt_link", "{message}", {"message": message})
+    return InitErrorDetails(type=error, loc=(field,), input=value)
+
 
 class WebConfig(_Section):
     enabled: bool = True
@@ -205,8 +257,6 @@ class WebConfig(_Section):
             except ValueError as exc:
                 raise ValueError(f"trusted_proxies: {proxy!r} is not an address") from exc
         return self
-
-
 
 
 class StorageConfig(_Section):

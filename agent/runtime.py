@@ -65,7 +65,9 @@ class Runtime:
         self.audit = AuditLog(self.database)
         self.accounts = AccountStore.from_config(self.database, config.web)
         self.events = EventStore(self.database, self.media_dir)
-        self.alerts = AlertService(config, self.database, target=self, sealer=self.vault)
+        self.alerts = AlertService(
+            config, self.database, target=self, sealer=self.vault, audit=self.audit
+        )
         self.events.add_listener(self.alerts.enqueue_event)
         self.homestays = HomestayService(
             self.database,
@@ -208,6 +210,7 @@ class Runtime:
         with self._housekeeping_lock:
             apply_retention(self.database, self.media_dir, self.config.storage)
             purged = self.homestays.purge_expired()
+            self.alerts.purge_expired()  # logs and counts what it drops itself
         if purged:
             log.info("purged %d guest registrations past retention", purged)
 

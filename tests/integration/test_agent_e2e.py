@@ -20,7 +20,7 @@ import pytest
 from agent.village.identity import check_character
 from simulators.command_center import CommandCenter
 from tests.fixtures.agent import REPO, AgentProcess
-from tests.fixtures.mosquitto import MosquittoBroker
+from tests.fixtures.mosquitto import MosquittoBroker, centre_keys
 from tests.fixtures.servers import wait_until
 
 pytestmark = pytest.mark.integration
@@ -86,6 +86,8 @@ def kiosk_sections(
             "reconnect_min_seconds": 0.2,
             "reconnect_max_seconds": 1.0,
             "keepalive_seconds": 5,
+            # Registration reports are sealed to the command centre's key.
+            "report_public_key": str(centre_keys(broker.workdir).public),
         },
     }
 
@@ -102,7 +104,12 @@ def start_quiet_agent(
 
 @pytest.fixture
 def command_centre(mosquitto: MosquittoBroker) -> Iterator[CommandCenter]:
-    centre = CommandCenter(host=mosquitto.host, port=mosquitto.port, kiosks=[DEVICE])
+    centre = CommandCenter(
+        host=mosquitto.host,
+        port=mosquitto.port,
+        kiosks=[DEVICE],
+        report_key=centre_keys(mosquitto.workdir).private,
+    )
     centre.start()
     yield centre
     centre.stop()
