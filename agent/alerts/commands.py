@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 
 _REMEMBERED_REPLIES = 256
 _MAX_REQUEST_BYTES = 64 * 1024
+_CAMERA = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class CommandTarget(Protocol):
@@ -110,6 +112,14 @@ def _request_id(data: object) -> str | None:
     return None
 
 
+def _camera_id(value: object) -> str | None:
+    """The camera a request named, for the audit, when it is shaped like a camera id at all
+    (whatever else a remote request carries is not copied into the audit log's subject)."""
+    if isinstance(value, str) and _CAMERA.fullmatch(value):
+        return value
+    return None
+
+
 class CommandProcessor:
     """Validates and executes requests; a repeated id gets the first reply, not a second run."""
 
@@ -140,14 +150,15 @@ class CommandProcessor:
         try:
             request = schema.model_validate(data)
         except PydanticValidationError as exc:
-            return self._error(_request_id(data), _describe(exc))
+            refused = self._error(_request_id(data), _describe(exc))
+            return dataclasses.replace(refused, camera=_camera_id(data.get("camera")))
         remembered = self._recent.get(request.id)
         if remembered is not None:
             # QoS 1 may deliver a request twice; arming twice is harmless but a second
             # snapshot or a late repeat after a newer command is not.
             return dataclasses.replace(remembered, repeated=True)
         outcome = dataclasses.replace(
-            self._execute(name, request), camera=getattr(request, "camera", None)
+            self._execute(name, request), camera=_camera_id(getattr(request, "camera", None))
         )
         self._recent[request.id] = outcome
         while len(self._recent) > _REMEMBERED_REPLIES:

@@ -1,4 +1,5 @@
-"""The shipped broker ACL with passwords: only the command centre may publish commands."""
+"""The shipped broker ACL with passwords: only the command centre may publish commands, and a
+kiosk reads nothing of another kiosk."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
-from agent.alerts.service import AlertService
+from agent.alerts.service import AlertService, default_client_id
 from agent.store.database import Database
 from simulators.command_center import CommandCenter
 from tests.fixtures.mosquitto import (
@@ -26,14 +29,18 @@ from tests.fixtures.servers import wait_until
 pytestmark = pytest.mark.integration
 
 ACL = Path(__file__).resolve().parents[2] / "firmware_config" / "mosquitto" / "acl"
+SHIPPED_CONF = ACL.with_name("mosquitto.conf")
 PASSWORDS = {"kiosk-1": "k1-secret-pw", "kiosk-2": "k2-secret-pw", "command-centre": "cc-pw"}
 
 
 class _Publisher:
-    """A bare MQTT 5 client that remembers the broker's PUBACK reason per message."""
+    """A bare MQTT 5 client that remembers the broker's PUBACK reason per message, and every
+    message it receives."""
 
     def __init__(self, port: int, user: str) -> None:
         self.reasons: dict[int, Any] = {}
+        self.received: list[tuple[str, bytes]] = []
+        self.granted: list[Any] = []
         self._connected = threading.Event()
         self.client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
@@ -47,12 +54,21 @@ class _Publisher:
         self.client.on_publish = lambda _c, _u, mid, reason, _p: self.reasons.__setitem__(
             mid, reason
         )
+        self.client.on_message = lambda _c, _u, message: self.received.append(
+            (message.topic, bytes(message.payload))
+        )
+        self.client.on_subscribe = lambda _c, _u, _mid, codes, _p: self.granted.extend(codes)
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
         wait_until(self._connected.is_set, 10, f"{user} connected")
 
     def publish(self, topic: str, payload: bytes) -> int:
         return self.client.publish(topic, payload, qos=1).mid
+
+    def subscribe(self, *filters: str) -> None:
+        before = len(self.granted)
+        self.client.subscribe([(topic, 1) for topic in filters])
+        wait_until(lambda: len(self.granted) >= before + len(filters), 10, "SUBACK")
 
     def close(self) -> None:
         self.client.disconnect()
@@ -173,3 +189,106 @@ def test_wrong_password_is_reported_without_the_password(
         service.stop()
         database.close()
     assert "not-the-password" not in caplog.text
+
+
+def test_a_kiosk_reads_nothing_of_another_kiosk(
+    secured_broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    port = secured_broker.port
+    kiosk = _kiosk(tmp_path / "kiosk", port, "kiosk-1")
+    database = kiosk._database
+    centre = CommandCenter(
+        port=port,
+        kiosks=["kiosk-1", "kiosk-2"],
+        username="command-centre",
+        password=PASSWORDS["command-centre"],
+    ).start()
+    # A kiosk that turned nosy: it asks for everything, another kiosk's tree by name included.
+    nosy = _Publisher(port, "kiosk-2")
+    nosy.subscribe("#", "village/#", "village/kiosk-1/#", "village/kiosk-2/cmd/+")
+    kiosk.start()
+    try:
+        wait_until(lambda: centre.status("kiosk-1") == "online", 10, "kiosk online")
+        with database.write() as db:
+            kiosk.enqueue_event(db, Transition("start", "ev-1", "cam1", 1.0, 1.0))
+            kiosk.enqueue_report(db, "registration", {"guest": {"id_number": "x"}})
+        assert centre.command("kiosk-1", "health")["ok"] is True  # a command and its reply
+        wait_until(lambda: centre.events("kiosk-1") and centre.reports("kiosk-1"), 10, "alerts")
+        wait_until(lambda: centre.health("kiosk-1"), 10, "health")
+        # Mosquitto routes messages in the order it takes them in: once the nosy kiosk has its
+        # own command, which the centre sent after all of the above had arrived, anything of
+        # kiosk-1 it was allowed to read would already be in front of it.
+        centre.send_command("kiosk-2", "ping", {})
+        wait_until(lambda: nosy.received, 10, "the nosy kiosk's own command")
+    finally:
+        nosy.close()
+        kiosk.stop()
+        database.close()
+        centre.stop()
+    assert [topic for topic, _ in nosy.received] == ["village/kiosk-2/cmd/ping"] * len(
+        nosy.received
+    )
+
+
+def _shipped_setting(name: str) -> str:
+    """A line of the shipped broker configuration, so the test runs the broker the way it ships."""
+    for line in SHIPPED_CONF.read_text().splitlines():
+        if line.split() and line.split()[0] == name:
+            return line
+    raise AssertionError(f"{name} is missing from {SHIPPED_CONF}")
+
+
+def test_a_kiosk_cannot_take_over_another_kiosks_session(
+    mosquitto_factory: Any, tmp_path: Path
+) -> None:
+    passwords = make_password_file(tmp_path / "passwd", PASSWORDS)
+    broker: MosquittoBroker = mosquitto_factory(
+        password_file=passwords,
+        acl_file=ACL,
+        extra_config=(_shipped_setting("use_username_as_clientid"),),
+    )
+    kiosk = _kiosk(tmp_path / "kiosk", broker.port, "kiosk-1")
+    database = kiosk._database
+    centre = CommandCenter(
+        port=broker.port,
+        kiosks=["kiosk-1"],
+        username="command-centre",
+        password=PASSWORDS["command-centre"],
+    ).start()
+    kiosk.start()
+    wait_until(lambda: centre.status("kiosk-1") == "online", 10, "kiosk online")
+    kiosk.stop()
+    request_id = centre.send_command("kiosk-1", "disarm", {"camera": "cam1"})
+    assert request_id is not None
+
+    # Another kiosk presents kiosk-1's client id and asks for its session back.
+    present: list[bool] = []
+    rogue = mqtt.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2,
+        client_id=default_client_id(kiosk._config),
+        protocol=MQTTProtocolVersion.MQTTv5,
+    )
+    rogue.username_pw_set("kiosk-2", PASSWORDS["kiosk-2"])
+    rogue.on_connect = lambda _c, _u, flags, _r, _p: present.append(flags.session_present)
+    properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    properties.SessionExpiryInterval = 3600
+    rogue.connect("127.0.0.1", broker.port, clean_start=False, properties=properties)
+    rogue.loop_start()
+    try:
+        wait_until(lambda: present, 10, "the rogue's CONNACK")
+    finally:
+        rogue.disconnect()
+        rogue.loop_stop()
+    assert present == [False]  # a session of its own, not kiosk-1's
+
+    # kiosk-1 comes back and still finds the command that was queued for it.
+    kiosk = _kiosk(tmp_path / "kiosk", broker.port, "kiosk-1")
+    kiosk.start()
+    try:
+        reply = centre.wait_reply(request_id, timeout=15)
+    finally:
+        kiosk.stop()
+        kiosk._database.close()
+        database.close()
+        centre.stop()
+    assert reply["ok"] is True

@@ -1,4 +1,5 @@
-"""Remote commands over a real broker: queued while the kiosk is away, bad ones answered."""
+"""Remote commands over a real broker: queued while the kiosk is away, bad ones answered, every
+one audited."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.alerts.service import AlertService
+from agent.audit import AuditLog
 from agent.store.database import Database
 from simulators.command_center import CommandCenter
 from tests.fixtures.mosquitto import TINY_JPEG, MosquittoBroker, RecordingTarget, kiosk_config
@@ -147,3 +149,59 @@ def test_state_health_and_discovery_are_published_on_connect(
     assert discovery["homeassistant/camera/kiosk-1/cam2_snapshot/config"]["topic"] == (
         "village/kiosk-1/camera/cam2/snapshot"
     )
+
+
+def test_every_remote_command_is_in_the_audit_log(
+    mosquitto: MosquittoBroker, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "kiosk"
+    database = Database(data_dir / "kiosk.sqlite3")
+    audit = AuditLog(database)
+    target = RecordingTarget()
+    service = AlertService(kiosk_config(data_dir, mosquitto.port), database, target, audit=audit)
+    with CommandCenter(port=mosquitto.port, kiosks=["kiosk-1"]) as centre:
+        service.start()
+        try:
+            wait_until(lambda: centre.status("kiosk-1") == "online", 10, "kiosk online")
+            disarm = centre.command("kiosk-1", "disarm", {"camera": "cam1"})
+            assert disarm["ok"] is True
+            assert centre.command("kiosk-1", "arm", {})["ok"] is True
+            assert (
+                centre.command("kiosk-1", "sensitivity", {"camera": "cam2", "value": 3})["ok"]
+                is False
+            )
+            assert centre.command("kiosk-1", "arm", {"camera": "cam9"})["ok"] is False
+            assert centre.command("kiosk-1", "reboot", {})["ok"] is False
+            centre.send_command("kiosk-1", "disarm", raw=b"{not json")
+            wait_until(lambda: len(centre.replies("kiosk-1", "disarm")) == 2, 10, "bad JSON reply")
+            # A QoS 1 redelivery of the first request: answered, not run again, still recorded.
+            centre.send_command(
+                "kiosk-1", "disarm", raw=json.dumps({"id": disarm["id"], "camera": "cam1"}).encode()
+            )
+            wait_until(lambda: len(centre.replies("kiosk-1", "disarm")) == 3, 10, "repeat reply")
+            # The reply is published before the audit row is written: wait for the row itself.
+            wait_until(lambda: len(audit.entries(actor="command-centre")) == 7, 10, "audit rows")
+        finally:
+            service.stop()
+    entries = [(e.actor, e.action, e.subject, e.detail) for e in reversed(audit.entries(limit=100))]
+    database.close()
+    assert target.calls == [("disarm", "cam1"), ("arm", None)]
+    actors = {actor for actor, *_ in entries}
+    assert actors == {"command-centre"}
+    assert [(action, subject) for _, action, subject, _ in entries] == [
+        ("command.disarm", "cam1"),
+        ("command.arm", "kiosk-1"),  # all cameras: the device is the subject
+        ("command.sensitivity", "cam2"),
+        ("command.arm", "cam9"),
+        ("command.unknown", "kiosk-1"),
+        ("command.disarm", "kiosk-1"),
+        ("command.disarm", "cam1"),
+    ]
+    details = [detail for *_, detail in entries]
+    assert details[0] == f"ok; request {disarm['id']}"
+    assert details[1].startswith("ok; request ")
+    assert details[2].startswith("error: value: Input should be less than or equal to 1")
+    assert "unknown camera 'cam9'" in details[3]
+    assert details[4].startswith("error: unknown command 'reboot'")
+    assert details[5] == "error: request is not valid JSON"
+    assert details[6] == f"ok (repeated request, not run again); request {disarm['id']}"

@@ -1,7 +1,9 @@
-"""TLS with a client certificate: the kiosk connects only with its certificate."""
+"""TLS with a client certificate: the kiosk connects only with its certificate; plain MQTT to
+another machine is a warning at every start."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -72,3 +74,41 @@ def test_kiosk_without_client_certificate_is_refused(
     finally:
         service.stop()
         database.close()
+
+
+def test_plain_mqtt_off_this_machine_is_warned_at_every_start(
+    mosquitto: MosquittoBroker, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data_dir = tmp_path / "kiosk"
+    # 0.0.0.0 is no loopback address to the config check (so it stands for a broker elsewhere),
+    # while Linux delivers a connection to it on this machine, where the test broker listens.
+    config = kiosk_config(data_dir, mosquitto.port, host="0.0.0.0", allow_plaintext=True)
+    database = Database(data_dir / "kiosk.sqlite3")
+    caplog.set_level(logging.INFO, logger="agent.alerts.link")
+    with CommandCenter(port=mosquitto.port, kiosks=["kiosk-1"]) as centre:
+        for start in (1, 2):
+            service = AlertService(config, database, RecordingTarget())
+            service.start()
+            try:
+                wait_until(lambda: centre.status("kiosk-1") == "online", 10, "kiosk online")
+            finally:
+                service.stop()
+            wait_until(lambda: centre.status("kiosk-1") == "stopped", 10, "kiosk stopped")
+            warnings = [
+                r
+                for r in caplog.records
+                if r.levelno == logging.WARNING and "NOT encrypted" in r.message
+            ]
+            assert len(warnings) == start
+    database.close()
+    assert "mqtt.allow_plaintext = true" in warnings[0].message
+
+    # Loopback without TLS is not the wire this is about: no warning.
+    caplog.clear()
+    local = kiosk_config(tmp_path / "local", mosquitto.port, host="127.0.0.1")
+    local_database = Database(tmp_path / "local" / "kiosk.sqlite3")
+    service = AlertService(local, local_database, RecordingTarget())
+    service.start()
+    service.stop()
+    local_database.close()
+    assert "NOT encrypted" not in caplog.text

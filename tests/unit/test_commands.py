@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent.alerts.commands import CommandProcessor
+from agent.alerts.service import AlertService
 from agent.alerts.topics import Topics
+from agent.audit import AuditLog
 from agent.errors import KioskError
-from tests.fixtures.mosquitto import TINY_JPEG, RecordingTarget
+from agent.store.database import Database
+from tests.fixtures.mosquitto import TINY_JPEG, RecordingTarget, kiosk_config
 
 
 def _handle(processor: CommandProcessor, name: str, body: object) -> dict[str, object]:
@@ -163,3 +167,33 @@ def test_any_command_gets_a_reply_and_never_raises(name: str, body: bytes) -> No
     reply = CommandProcessor(RecordingTarget()).handle(name, body).reply
     if not reply.ok:
         assert reply.error
+
+
+def test_the_outcome_names_the_camera_and_marks_a_repeat(processor: CommandProcessor) -> None:
+    first = processor.handle("disarm", b'{"id": "r1", "camera": "cam1"}')
+    assert (first.camera, first.repeated) == ("cam1", False)
+    again = processor.handle("disarm", b'{"id": "r1", "camera": "cam1"}')
+    assert (again.camera, again.repeated, again.reply) == ("cam1", True, first.reply)
+    assert processor.handle("arm", b'{"id": "r2"}').camera is None
+    # A refused request still names the camera it was about, if that is a camera id at all.
+    assert processor.handle("sensitivity", b'{"id": "r3", "camera": "cam2"}').camera == "cam2"
+    assert processor.handle("arm", b'{"id": "r4", "camera": "a/b#"}').camera is None
+
+
+def test_commands_refused_while_the_kiosk_is_busy_are_audited_too(tmp_path: Path) -> None:
+    database = Database(tmp_path / "kiosk.sqlite3")
+    audit = AuditLog(database)
+    config = kiosk_config(tmp_path, 1883, enabled=False)
+    service = AlertService(config, database, RecordingTarget(), audit=audit)
+    # Nothing works the queue (MQTT off, not started): it fills, then commands are refused.
+    for number in range(65):
+        service._receive_command("arm", json.dumps({"id": f"r{number}"}).encode())
+    service._receive_command("reboot", b"{}")
+    service._run_command("disarm", b'{"id": "d1", "camera": "cam1"}')
+    rows = [(e.actor, e.action, e.subject, e.detail) for e in reversed(audit.entries())]
+    database.close()
+    assert rows == [
+        ("command-centre", "command.arm", "kiosk-1", "error: kiosk busy"),
+        ("command-centre", "command.unknown", "kiosk-1", "error: kiosk busy"),
+        ("command-centre", "command.disarm", "cam1", "ok; request d1"),
+    ]
