@@ -6,14 +6,19 @@ import argparse
 import getpass
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError as PydanticValidationError
 
 from agent import __version__
 from agent.config import AgentConfig, Resolution, load_config, with_overrides
 from agent.errors import ConfigError, KioskError, ValidationError
+
+if TYPE_CHECKING:
+    from agent.accounts import AccountStore
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +69,10 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
 
 def _read_password(args: argparse.Namespace) -> str:
     if args.password_file:
-        return Path(args.password_file).read_text(encoding="utf-8").rstrip("\r\n")
+        try:
+            return Path(args.password_file).read_text(encoding="utf-8").rstrip("\r\n")
+        except UnicodeDecodeError as exc:
+            raise ValidationError("password", "the password file is not UTF-8 text") from exc
     if sys.stdin.isatty():
         first = getpass.getpass("Password: ")
         if first != getpass.getpass("Repeat password: "):
@@ -73,7 +81,13 @@ def _read_password(args: argparse.Namespace) -> str:
     return sys.stdin.readline().rstrip("\r\n")
 
 
-def _cmd_user_add(args: argparse.Namespace) -> int:
+def _user_command(
+    args: argparse.Namespace, action: Callable[[AccountStore], str], *, password: bool = False
+) -> int:
+    """Open the kiosk database, run ``action`` on its accounts, print what it returns.
+
+    Every account change is written to the audit log by the store, with ``cli`` as actor.
+    """
     try:
         config = _load(args)
     except ConfigError as exc:
@@ -83,10 +97,13 @@ def _cmd_user_add(args: argparse.Namespace) -> int:
     from agent.store.media import database_path
 
     try:
-        password = _read_password(args)
+        if password:
+            args.password = _read_password(args)
         database = Database(database_path(config.device.data_dir))
         try:
-            AccountStore(database).create_user(args.username, args.role, password)
+            accounts = AccountStore(database)
+            accounts.apply_policy(config.web)
+            message = action(accounts)
         finally:
             database.close()
     except ValidationError as exc:
@@ -97,8 +114,67 @@ def _cmd_user_add(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"user {args.username} added with role {args.role}")
+    if message:
+        print(message)
     return 0
+
+
+def _cmd_user_add(args: argparse.Namespace) -> int:
+    def add(accounts: AccountStore) -> str:
+        accounts.create_user(args.username, args.role, args.password)
+        return f"user {args.username} added with role {args.role}"
+
+    return _user_command(args, add, password=True)
+
+
+def _cmd_user_list(args: argparse.Namespace) -> int:
+    def listing(accounts: AccountStore) -> str:
+        summaries = accounts.summaries()
+        if not summaries:
+            return "no accounts yet: add one with 'village-kiosk user add'"
+        lines = [f"{'username':<32} {'role':<7} {'created':<16} {'sessions':>8} {'paused':>6}"]
+        for summary in summaries:
+            account = summary.account
+            created = datetime.fromtimestamp(account.created_at).strftime("%Y-%m-%d %H:%M")
+            lines.append(
+                f"{account.username:<32} {account.role.value:<7} {created:<16}"
+                f" {summary.sessions:>8} {summary.paused_addresses:>6}"
+            )
+        return "\n".join(lines)
+
+    return _user_command(args, listing)
+
+
+def _cmd_user_passwd(args: argparse.Namespace) -> int:
+    def passwd(accounts: AccountStore) -> str:
+        ended = accounts.set_password(args.username, args.password)
+        return f"password of {args.username} changed; {ended} sessions ended"
+
+    return _user_command(args, passwd, password=True)
+
+
+def _cmd_user_delete(args: argparse.Namespace) -> int:
+    def delete(accounts: AccountStore) -> str:
+        accounts.delete_user(args.username)
+        return f"user {args.username} deleted"
+
+    return _user_command(args, delete)
+
+
+def _cmd_user_unlock(args: argparse.Namespace) -> int:
+    def unlock(accounts: AccountStore) -> str:
+        lifted = accounts.unlock(args.username)
+        return f"sign-in of {args.username} unpaused ({lifted} addresses were paused)"
+
+    return _user_command(args, unlock)
+
+
+def _cmd_user_revoke(args: argparse.Namespace) -> int:
+    def revoke(accounts: AccountStore) -> str:
+        ended = accounts.revoke(args.username)
+        return f"{ended} sessions of {args.username} ended"
+
+    return _user_command(args, revoke)
 
 
 def _cmd_motion_eval(args: argparse.Namespace) -> int:
@@ -147,13 +223,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     user = commands.add_parser("user", help="manage web UI accounts")
     user_commands = user.add_subparsers(dest="user_command", required=True)
-    add = user_commands.add_parser("add", help="create an account (password read from stdin)")
-    add.add_argument("--config", required=True, help="TOML config file")
-    add.add_argument("--data-dir", help="data directory (overrides device.data_dir)")
+
+    def user_command(
+        name: str, help_text: str, handler: Callable[[argparse.Namespace], int]
+    ) -> Any:
+        command = user_commands.add_parser(name, help=help_text)
+        command.add_argument("--config", required=True, help="TOML config file")
+        command.add_argument("--data-dir", help="data directory (overrides device.data_dir)")
+        command.set_defaults(handler=handler)
+        return command
+
+    add = user_command("add", "create an account (password read from stdin)", _cmd_user_add)
     add.add_argument("--username", required=True)
     add.add_argument("--role", required=True, choices=["admin", "police", "host", "family"])
     add.add_argument("--password-file", help="read the password from this file")
-    add.set_defaults(handler=_cmd_user_add)
+    user_command("list", "list accounts with their sessions and sign-in pauses", _cmd_user_list)
+    passwd = user_command(
+        "passwd", "set a new password (read from stdin); ends the user's sessions", _cmd_user_passwd
+    )
+    passwd.add_argument("--username", required=True)
+    passwd.add_argument("--password-file", help="read the password from this file")
+    delete = user_command("delete", "delete an account and end its sessions", _cmd_user_delete)
+    delete.add_argument("--username", required=True)
+    unlock = user_command(
+        "unlock", "lift the sign-in pauses wrong passwords put on an account", _cmd_user_unlock
+    )
+    unlock.add_argument("--username", required=True)
+    revoke = user_command("revoke", "end every session of an account", _cmd_user_revoke)
+    revoke.add_argument("--username", required=True)
 
     evaluate = commands.add_parser(
         "motion-eval", help="score the motion detector on a video or a CDnet-2014 folder"

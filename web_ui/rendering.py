@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,20 @@ def translator(request: Request) -> Translator:
     return Translator(str(request.state.language))
 
 
+def client_address(request: Request) -> str:
+    """The client's address as uvicorn gives it (rewritten only for a configured proxy)."""
+    return request.client.host if request.client else "unknown"
+
+
+def is_kiosk_screen(request: Request) -> bool:
+    """Whether the request comes from the kiosk's own touchscreen: its browser runs on this
+    machine, so it is the one client that connects over loopback."""
+    try:
+        return ipaddress.ip_address(client_address(request)).is_loopback
+    except ValueError:
+        return False
+
+
 def render(
     request: Request,
     template: str,
@@ -81,6 +96,7 @@ def render(
 ) -> Response:
     templates: Jinja2Templates = request.app.state.templates
     t = translator(request)
+    web = request.app.state.context.config.web
     return templates.TemplateResponse(
         request,
         template,
@@ -95,6 +111,11 @@ def render(
             "path": request.url.path,
             "here": request.url.path + (f"?{request.url.query}" if request.url.query else ""),
             "device_name": request.app.state.context.config.device.name,
+            # The kiosk screen goes home (signing out first) after this long without a touch.
+            "kiosk_idle_seconds": int(web.kiosk_idle_seconds) if is_kiosk_screen(request) else 0,
+            # Background refreshes stop after this long without input, so an open page does
+            # not keep its session alive past the idle timeout.
+            "session_idle_seconds": int(web.idle_minutes * 60) if principal.role else 0,
             **context,
         },
         status_code=status_code,

@@ -1,20 +1,25 @@
-"""Sign-in and sign-out (page and API) and the language switch."""
+"""Sign-in, sign-out and change of password (page and API), and the language switch.
+
+A sign-in passes, in order: the per-address window (``LoginThrottle``, 429 when full), a place
+at the password-check gate (429 at once when every place is taken), then
+``AccountStore.authenticate`` in a gate thread, which counts the attempt against the name and
+address before it checks anything. Every refusal reads the same, whatever its reason.
+"""
 
 from __future__ import annotations
 
-import math
-import time
+import functools
 from typing import Annotated
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from agent.accounts import Account, LoginRefusedError, SessionGrant
-from web_ui.errors import TooManyAttemptsError, api_error
+from agent.accounts import AccountStore, LoginRefusedError, SessionGrant
+from agent.errors import ValidationError
+from web_ui.errors import api_error, validation_detail
 from web_ui.i18n import LANGUAGE_COOKIE, LANGUAGES
-from web_ui.rendering import render, translator
+from web_ui.rendering import client_address, is_kiosk_screen, render, translator
 from web_ui.security import (
     SESSION_COOKIE,
     SIGNED_IN,
@@ -23,11 +28,12 @@ from web_ui.security import (
     require_roles,
     web_context,
 )
-from web_ui.throttle import LoginThrottle
+from web_ui.throttle import GateBusyError, LoginThrottle, PasswordCheckGate
 
 router = APIRouter()
 
 _MAX_FIELD = 256
+_BUSY_RETRY_SECONDS = "1"
 
 
 class LoginRequest(BaseModel):
@@ -48,51 +54,54 @@ def safe_next(target: str | None) -> str:
     return target
 
 
-def _client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+def password_gate(request: Request) -> PasswordCheckGate:
+    """The app's one gate, made on first use (on the event loop, so only once)."""
+    gate: PasswordCheckGate | None = getattr(request.app.state, "password_gate", None)
+    if gate is None:
+        gate = PasswordCheckGate(web_context(request).config.web.login_concurrency)
+        request.app.state.password_gate = gate
+    return gate
 
 
 def _set_session_cookie(request: Request, response: Response, grant: SessionGrant) -> None:
-    web = web_context(request).config.web
+    # No Max-Age or Expires: the cookie goes when the browser closes; the server ends the
+    # session itself after idle_minutes, session_hours (or kiosk_session_minutes).
     response.set_cookie(
         SESSION_COOKIE,
         grant.token,
-        max_age=int(web.session_hours * 3600),
         httponly=True,
         samesite="lax",
-        secure=web.secure_cookies,
+        secure=web_context(request).config.web.secure_cookies,
         path="/",
     )
 
 
-def _sign_in(request: Request, username: str, password: str) -> SessionGrant:
-    """Throttle, check the password, start a session; audited either way."""
-    context = web_context(request)
+def _authenticate_and_start(
+    accounts: AccountStore, username: str, password: str, address: str, kiosk: bool
+) -> SessionGrant:
+    account = accounts.authenticate(username, password, address=address)
+    return accounts.start_session(account, kiosk=kiosk)
+
+
+async def _sign_in(request: Request, username: str, password: str) -> SessionGrant:
+    """Raises TooManyAttemptsError, GateBusyError or LoginRefusedError; audited by the store."""
     throttle: LoginThrottle = request.app.state.login_throttle
-    address = _client_address(request)
-    wait = throttle.retry_after(address)
-    if wait:
-        raise TooManyAttemptsError(wait)
+    address = client_address(request)
+    reservation = throttle.reserve(address)
     try:
-        account: Account = context.accounts.authenticate(username, password)
-    except LoginRefusedError as exc:
-        throttle.failed(address)
-        # The attempted name is logged only if it is a real account: a password typed into
-        # the username box by mistake must not end up in the audit log.
-        if context.accounts.get_user(username) is not None:
-            detail = "locked" if exc.locked_until else ""
-            context.audit.record(username, "auth.login_failed", f"user:{username}", detail)
+        grant = await password_gate(request).run(
+            _authenticate_and_start,
+            web_context(request).accounts,
+            username,
+            password,
+            address,
+            is_kiosk_screen(request),
+        )
+    except GateBusyError:
+        throttle.release(address, reservation)  # nothing was checked
         raise
-    context.audit.record(account.username, "auth.login", f"user:{account.username}")
-    return context.accounts.start_session(account)
-
-
-def _refusal_message(request: Request, exc: LoginRefusedError) -> str:
-    t = translator(request)
-    if exc.locked_until:
-        minutes = max(1, math.ceil((exc.locked_until - time.time()) / 60))
-        return t("login.locked", minutes=minutes)
-    return t("login.wrong")
+    throttle.release(address, reservation)
+    return grant
 
 
 @router.get("/login", include_in_schema=False)
@@ -108,18 +117,23 @@ async def login_submit(request: Request, principal: Annotated[Principal, public(
     username = str(form.get("username", ""))[:_MAX_FIELD].strip()
     password = str(form.get("password", ""))[:_MAX_FIELD]
     target = safe_next(str(form.get("next", "/")))
+    t = translator(request)
     try:
-        grant = await run_in_threadpool(_sign_in, request, username, password)
-    except LoginRefusedError as exc:
-        return render(
+        grant = await _sign_in(request, username, password)
+    except (LoginRefusedError, GateBusyError) as exc:
+        busy = isinstance(exc, GateBusyError)
+        response = render(
             request,
             "login.html",
             principal,
-            status_code=401,
+            status_code=429 if busy else 401,
             next=target,
-            error=_refusal_message(request, exc),
+            error=t("error.auth.busy" if busy else "login.wrong"),
             username=username,
         )
+        if busy:
+            response.headers["Retry-After"] = _BUSY_RETRY_SECONDS
+        return response
     response = RedirectResponse(target, status_code=303)
     _set_session_cookie(request, response, grant)
     return response
@@ -134,6 +148,58 @@ def logout(
     response = RedirectResponse("/", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
+
+
+@router.get("/account/password", include_in_schema=False)
+def password_page(
+    request: Request,
+    principal: Annotated[Principal, require_roles(*SIGNED_IN)],
+    done: bool = False,
+) -> Response:
+    return render(request, "account_password.html", principal, error=None, done=done)
+
+
+@router.post("/account/password", include_in_schema=False)
+async def password_submit(
+    request: Request, principal: Annotated[Principal, require_roles(*SIGNED_IN)]
+) -> Response:
+    """Current password, new one twice; the user's other sessions end, this one stays."""
+    form = await request.form()
+    current = str(form.get("current_password", ""))[:_MAX_FIELD]
+    # Not cut short: a cut new password would silently become a different password.
+    new = str(form.get("new_password", ""))
+    again = str(form.get("new_password_again", ""))
+    t = translator(request)
+
+    def refused(status: int, message: str) -> Response:
+        return render(
+            request, "account_password.html", principal, status_code=status, error=message,
+            done=False,
+        )  # fmt: skip
+
+    if not current or not new:
+        return refused(400, t("account.password.required"))
+    if new != again:
+        return refused(400, t("account.password.mismatch"))
+    change = functools.partial(
+        web_context(request).accounts.change_password,
+        str(principal.username),
+        current,
+        new,
+        address=client_address(request),
+        keep_session=str(principal.session_token),
+    )
+    try:
+        await password_gate(request).run(change)
+    except ValidationError as exc:
+        return refused(400, validation_detail(t, exc))
+    except LoginRefusedError:
+        return refused(400, t("account.password.wrong"))
+    except GateBusyError:
+        response = refused(429, t("error.auth.busy"))
+        response.headers["Retry-After"] = _BUSY_RETRY_SECONDS
+        return response
+    return RedirectResponse("/account/password?done=1", status_code=303)
 
 
 @router.post("/language", include_in_schema=False)
@@ -152,18 +218,25 @@ async def switch_language(request: Request, principal: Annotated[Principal, publ
     "/api/session",
     tags=["session"],
     response_model=SessionInfo,
-    responses={401: {"description": "wrong username or password, or locked"}, 429: {}},
+    responses={
+        401: {"description": "wrong username or password (or sign-in paused)"},
+        429: {"description": "too many attempts from this address, or password checks busy"},
+    },
 )
 async def api_login(
     request: Request, body: LoginRequest, principal: Annotated[Principal, public()]
 ) -> Response:
     """Sign in; the response sets the session cookie and carries the CSRF token to send
     as X-CSRF-Token with every state-changing request."""
+    t = translator(request)
     try:
-        grant = await run_in_threadpool(_sign_in, request, body.username, body.password)
-    except LoginRefusedError as exc:
-        code = "auth.locked" if exc.locked_until else "auth.wrong"
-        return api_error(401, None, code, _refusal_message(request, exc))
+        grant = await _sign_in(request, body.username, body.password)
+    except LoginRefusedError:
+        return api_error(401, None, "auth.wrong", t("login.wrong"))
+    except GateBusyError:
+        return api_error(
+            429, None, "auth.busy", t("error.auth.busy"), {"Retry-After": _BUSY_RETRY_SECONDS}
+        )
     response = JSONResponse(
         SessionInfo(
             username=grant.session.username,
