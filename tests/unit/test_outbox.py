@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -521,3 +522,40 @@ def test_health_message_summarises_cameras_from_the_runtime_report() -> None:
         "c": {"fps": 5, "state": "online"}
     }
     assert camera_summary({"cameras": "garbage"}) == {}
+
+
+def test_housekeeping_expires_reports_the_broker_never_took(tmp_path: Path) -> None:
+    from agent.config import parse_config
+    from agent.runtime import Runtime
+
+    config = parse_config(
+        {
+            "device": {"id": "kiosk-1", "data_dir": str(tmp_path)},
+            "storage": {"guest_retention_days": 7},
+            "web": {"enabled": False},
+        },
+        environ={},
+    )
+    runtime = Runtime(config)
+    try:
+        day = 86400.0
+        with runtime.database.write() as db:
+            runtime.alerts.enqueue_report(db, "registration", GUEST)  # today: stays
+            outbox.enqueue(
+                db,
+                topic="village/kiosk-1/report/registration",
+                payload=b"sealed long ago",
+                kind=MessageKind.REPORT,
+                limits=ROOMY,
+                seal=outbox.Seal.VAULT,
+                now=time.time() - 8 * day,
+            )
+        runtime._apply_retention()
+        health = runtime.health()["parts"]["mqtt"]  # type: ignore[index]
+        with runtime.database.read() as db:
+            left = outbox.fetch_after(db, 0, 10)
+    finally:
+        runtime.database.close()
+    (kept,) = left  # today's report
+    assert kept.payload != b"sealed long ago"
+    assert health["outbox"]["dropped"] == {"report_expired": 1}
