@@ -137,7 +137,8 @@ def event_message(message_id: str, seq: int, transition: EventTransitionLike) ->
         boxes=jsonable(list(transition.boxes)),
         zones=[str(zone) for zone in transition.zones],
         snapshot=None if transition.snapshot_path is None else str(transition.snapshot_path),
-        # Optional on the transition ("quiet", "max_length", "disarmed"); only ends have one.
+        # Optional on the transition ("quiet", "max_length", "disarmed", "stopped"); only ends
+        # have one.
         end_reason=_optional_text(getattr(transition, "end_reason", None)),
     )
 
