@@ -7,9 +7,9 @@ mistake in another area cannot rewrite history. Details name records by id only;
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlite_utils
@@ -20,6 +20,9 @@ from agent.store.database import Database, Migration
 AREA = "audit"
 MAX_PAGE = 1000
 _MAX_TEXT = 2000
+# A detail may list the record ids an export took (as ranges); callers that could exceed this
+# continue on further entries rather than lose ids to truncation.
+MAX_DETAIL = 16_000
 
 
 @dataclass(frozen=True)
@@ -83,13 +86,35 @@ class AuditLog:
             "actor": actor[:_MAX_TEXT],
             "action": action[:_MAX_TEXT],
             "subject": subject[:_MAX_TEXT],
-            "detail": detail[:_MAX_TEXT],
+            "detail": detail[:MAX_DETAIL],
         }
         if db is not None:
             _insert(db, row)
             return
         with self._database.write() as own:
             _insert(own, row)
+
+    def count_recent(
+        self,
+        actor: str,
+        action: str,
+        window: timedelta,
+        *,
+        db: sqlite_utils.Database | None = None,
+    ) -> tuple[int, datetime | None]:
+        """How many ``action`` entries ``actor`` has within ``window`` of now, and when the
+        oldest of them was written. With ``db`` it reads inside the caller's transaction, so a
+        limit checked on the count and the entry that follows are one atomic step."""
+        since = (self._clock().astimezone(UTC) - window).isoformat(timespec="milliseconds")
+        sql = "SELECT COUNT(*), MIN(at) FROM audit_log WHERE actor = ? AND action = ? AND at >= ?"
+        params = [actor, action, since]
+        if db is not None:
+            row = db.execute(sql, params).fetchone()
+        else:
+            with self._database.read() as own:
+                row = own.execute(sql, params).fetchone()
+        count, oldest = int(row[0]), row[1]
+        return count, datetime.fromisoformat(oldest) if oldest else None
 
     def entries(
         self,
@@ -124,3 +149,39 @@ def _insert(db: sqlite_utils.Database, row: dict[str, str]) -> None:
         "INSERT INTO audit_log (at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)",
         [row["at"], row["actor"], row["action"], row["subject"], row["detail"]],
     )
+
+
+def id_ranges(ids: Iterable[int]) -> str:
+    """Record ids as ascending ranges, ``3-17,20``: an export's audit entry says whose records
+    left without listing thousands of numbers one by one."""
+    return ",".join(_ranges(ids))
+
+
+def id_range_chunks(ids: Iterable[int], width: int) -> list[str]:
+    """``id_ranges`` cut at commas into pieces of at most ``width`` characters (at least one
+    piece, empty for no ids), for details that must fit ``MAX_DETAIL``."""
+    chunks: list[str] = []
+    current = ""
+    for part in _ranges(ids):
+        candidate = f"{current},{part}" if current else part
+        if current and len(candidate) > width:
+            chunks.append(current)
+            candidate = part
+        current = candidate
+    chunks.append(current)
+    return chunks
+
+
+def _ranges(ids: Iterable[int]) -> list[str]:
+    parts: list[str] = []
+    start = previous = None
+    for value in sorted(set(ids)):
+        if previous is not None and value == previous + 1:
+            previous = value
+            continue
+        if start is not None:
+            parts.append(str(start) if start == previous else f"{start}-{previous}")
+        start = previous = value
+    if start is not None:
+        parts.append(str(start) if start == previous else f"{start}-{previous}")
+    return parts

@@ -1,12 +1,28 @@
 """Protection of personal data at rest: the vault key, field encryption, blind indexes, masking.
 
-Guest names, ID numbers, phone numbers and addresses are stored only as vault tokens. A token is
-``v1.<base64url(nonce || AES-256-GCM ciphertext)>``: the version prefix lets a later key or
-algorithm coexist with old rows. Exact-match search goes through a *blind index*: a keyed
-HMAC-SHA256 of the normalized value, so the database can answer "which rows carry this ID
-number" without decrypting every row and without holding anything an attacker can reverse
-without the key. Both keys are derived with HKDF from one random master key kept in a 0600 file
-outside the database, so a stolen database file alone reveals nothing.
+Guest names, ID numbers, phone numbers, home addresses and birth dates are stored only as vault
+tokens. A token is ``v1.<base64url(nonce || AES-256-GCM ciphertext)>``: the version prefix lets a
+later key or algorithm coexist with old rows. Exact-match search goes through a *blind index*: a
+keyed HMAC-SHA256 of the normalized value, so the database can answer "which rows carry this ID
+number" without decrypting every row. Both keys are derived with HKDF from one random master key
+kept in a 0600 file outside the database.
+
+What a stolen database file (or a masked list) still shows, and what that is worth: the masked
+forms below, and whatever a service keeps in clear for filtering (a guest's sex, an age band,
+nationality, document type, dates of stay). The masks are chosen so that, with all of that and
+the full area code as well, at least 10^6 ID numbers remain possible for every person:
+
+- an 18-character number with a birth date inside (resident ID, 2023 foreigner's card) shows
+  its first two characters only; with an age band (>= 10 years of birth dates, >= 3652 days)
+  and the sex (half the 1000 sequence numbers) that leaves >= 3652 x 500 = 1.8 million, the
+  check character being hidden too (it would divide them by 11);
+- any other document number shows at most its last two characters, and only when at least six
+  digits stay hidden after its leading letters (which a type prefix may give away); shorter
+  numbers show nothing;
+- an address shows its province-level unit only (a county would give the area code).
+
+The key is what keeps the rest: without it a token reveals nothing and a blind index can only be
+tested by someone who can already compute it.
 """
 
 from __future__ import annotations
@@ -20,6 +36,7 @@ import logging
 import os
 import secrets
 import stat
+from datetime import date
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -198,9 +215,28 @@ def _mask_middle(value: str, head: int, tail: int) -> str:
     return value[:head] + "*" * hidden + (value[length - tail :] if tail else "")
 
 
-def mask_id_number(value: str) -> str:
-    """``110101199003070078`` -> ``110***********0078``."""
-    return _mask_middle(value.strip(), 3, 4)
+# Documents whose 18-character number embeds the birth date and a sex digit (GB 11643 layout);
+# the names are the values of agent.village.identity.IdType.
+EIGHTEEN_DIGIT_DOCUMENTS = frozenset({"resident_id", "foreign_permanent_id"})
+_MIN_HIDDEN_DIGITS = 6
+_SHOWN_TAIL = 2
+
+
+def mask_document(id_type: str, number: str) -> str:
+    """The masked form of a document number, the same length as the number.
+
+    ``resident_id`` ``330106199003071232`` -> ``33****************``; ``passport``
+    ``E12345678`` -> ``*******78``; ``passport`` ``D1234567`` -> ``********``.
+    """
+    value = number.strip()
+    if id_type in EIGHTEEN_DIGIT_DOCUMENTS and len(value) == 18:
+        return value[:2] + "*" * 16
+    # Leading letters often name the document type or the holder's nationality, so they are
+    # not counted as hidden: only what follows them is.
+    lead = len(value) - len(value.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"))
+    if len(value) - lead - _SHOWN_TAIL >= _MIN_HIDDEN_DIGITS:
+        return "*" * (len(value) - _SHOWN_TAIL) + value[-_SHOWN_TAIL:]
+    return "*" * len(value)
 
 
 def mask_phone(value: str) -> str:
@@ -218,9 +254,43 @@ def mask_name(value: str) -> str:
     return name[0] + "*" * (len(name) - 2) + name[-1]
 
 
+# Province-level units (GB/T 2260) as an address starts with them.
+PROVINCE_LEVEL_UNITS = (
+    "北京市", "天津市", "上海市", "重庆市",
+    "河北省", "山西省", "辽宁省", "吉林省", "黑龙江省", "江苏省", "浙江省", "安徽省", "福建省",
+    "江西省", "山东省", "河南省", "湖北省", "湖南省", "广东省", "海南省", "四川省", "贵州省",
+    "云南省", "陕西省", "甘肃省", "青海省", "台湾省",
+    "内蒙古自治区", "广西壮族自治区", "西藏自治区", "宁夏回族自治区", "新疆维吾尔自治区",
+    "香港特别行政区", "澳门特别行政区",
+)  # fmt: skip
+
+
 def mask_address(value: str) -> str:
-    """Keep the first six characters (province and county in a Chinese address) only."""
+    """Only the province-level unit the address starts with: ``浙江省***``; anything else,
+    a county or town included (it gives away the ID number's area code), is ``***``."""
     address = value.strip()
-    if len(address) <= 6:
-        return address[: len(address) // 2] + "***"
-    return address[:6] + "***"
+    for unit in PROVINCE_LEVEL_UNITS:
+        if address.startswith(unit):
+            return unit + "***"
+    return "***"
+
+
+# Each band spans at least ten years of birth dates, so a band narrows a birth date to no fewer
+# than 3652 days. Changing them changes the bound in the module docstring.
+AGE_BANDS: tuple[tuple[int, int | None], ...] = (
+    (0, 17), (18, 29), (30, 39), (40, 49), (50, 59), (60, 69), (70, None),
+)  # fmt: skip
+
+
+def age_on(birth_date: date, day: date) -> int:
+    """Whole years of age on ``day``; someone born on 29 February ages on 1 March."""
+    return day.year - birth_date.year - ((day.month, day.day) < (birth_date.month, birth_date.day))
+
+
+def age_band(birth_date: date, day: date) -> str:
+    """``0-17``, ``18-29``, ``30-39`` … ``70+``: the age on ``day`` without the birth date."""
+    age = max(0, age_on(birth_date, day))
+    for low, high in AGE_BANDS:
+        if high is None or age <= high:
+            return f"{low}+" if high is None else f"{low}-{high}"
+    raise AssertionError("the last band is open")  # pragma: no cover

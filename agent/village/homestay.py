@@ -1,18 +1,25 @@
 """Homestays and their guest registrations (民宿登记), reported to the police through the outbox.
 
 Storage of personal data:
-- A guest's name, ID number, phone number and home address (and a companion's name and ID
-  number) are stored only inside one vault token per person (``personal`` column). The name is
-  encrypted too: name plus check-in dates is enough to track a person.
+- A guest's name, ID number, phone number, home address and birth date (and a companion's name,
+  ID number and birth date) are stored only inside one vault token per person (``personal``
+  column). The name is encrypted too: name plus check-in dates is enough to track a person.
 - Exact-match search on ID number and on full name goes through blind-index columns (keyed
   HMAC), so no row is decrypted to search. A name search is therefore exact (whole name, case
-  and spaces ignored); there is no substring search on names by design.
-- Masked forms (``张*丰``, ``110***********0078``, ``138****5678``, the first characters of the
+  and spaces ignored); there is no substring search on names by design. A search by name or ID
+  number from the web is audited with the blind index as subject and limited per account and
+  hour (``search_audited``): an exact match is an oracle for whether somebody stayed here.
+- Masked forms (``张*丰``, ``33****************``, ``138****5678``, the province of the
   address) are stored beside the token, so lists and searches never decrypt anything. Only
   ``get_guest(unmasked=True)`` and ``export_csv`` decrypt, and both write an audit entry in the
   same transaction.
-- Sex, ethnicity, birth date, nationality, document type, room and dates stay in the clear for
-  filtering and counts; without the name and number they do not identify a person.
+- Sex, ethnicity, an age band at check-in (``30-39``), nationality, document type, room and
+  dates of stay stay in the clear for filtering and counts. What the masks and these columns
+  leave of an ID number is worked out in ``agent.privacy``: at least 10^6 candidates per person
+  even for someone who knows the area code, which tests/unit/test_id_reconstruction.py checks.
+- Retention counts from the later of the end of the stay and the day the record was made, and
+  a check-in may be dated at most ``CHECK_IN_LATE`` back, so a back-dated registration cannot
+  slip out of the records (or the police's view) at the next purge.
 
 Every check-in and check-out hands a ``registration`` report to the outbox inside the same write
 transaction, so a registration and its report exist together or not at all.
@@ -24,6 +31,7 @@ import csv
 import io
 import json
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -39,9 +47,17 @@ from pydantic import (
 )
 from pydantic import ValidationError as PydanticValidationError
 
-from agent.audit import AuditLog
-from agent.errors import ValidationError, field_path
-from agent.privacy import Vault, VaultError, mask_address, mask_id_number, mask_name, mask_phone
+from agent.audit import MAX_DETAIL, AuditLog, id_range_chunks
+from agent.errors import KioskError, ValidationError, field_path
+from agent.privacy import (
+    Vault,
+    VaultError,
+    age_band,
+    mask_address,
+    mask_document,
+    mask_name,
+    mask_phone,
+)
 from agent.store.database import Database, Migration
 from agent.village import identity
 from agent.village.identity import IdType
@@ -62,6 +78,10 @@ MAX_SEARCH = 1000
 MAX_EXPORT = 100_000
 # A registration may be entered ahead of an arrival later the same day, not further ahead.
 CHECK_IN_LEAD = timedelta(days=1)
+# A late registration (a guest who arrived at the weekend) is legitimate, a back-dated one is not.
+CHECK_IN_LATE = timedelta(days=7)
+SEARCH_ACTION = "guest.search"
+SEARCH_WINDOW = timedelta(hours=1)
 SYSTEM_ACTOR = "system"
 
 ReportSink = Callable[[sqlite_utils.Database, str, dict[str, Any]], None]
@@ -99,6 +119,8 @@ ERROR_MESSAGES: dict[str, str] = {
     "check_in.format": "The check-in time is not a valid date and time.",
     "check_in.invalid": "The check-in time is not a valid date and time.",
     "check_in.future": "The check-in time is more than a day in the future.",
+    "check_in.past": "The check-in time is more than 7 days ago; a registration must be entered "
+    "within a week of the arrival.",
     "expected_check_out.required": "Enter the expected check-out date.",
     "expected_check_out.format": "The expected check-out date is not a valid date.",
     "expected_check_out.invalid": "The expected check-out date is not a valid date.",
@@ -119,6 +141,15 @@ ERROR_MESSAGES: dict[str, str] = {
 
 class RecordNotFoundError(ValidationError):
     """A homestay or guest id that does not exist (the UI answers 404, not 422)."""
+
+
+class SearchLimitError(KioskError):
+    """An account made its allowed number of searches by name or ID number this hour."""
+
+    def __init__(self, limit: int, retry_after_seconds: int) -> None:
+        self.limit = limit
+        self.retry_after_seconds = retry_after_seconds
+        super().__init__(f"at most {limit} searches by name or ID number per hour")
 
 
 # -- input -------------------------------------------------------------------------------------
@@ -328,7 +359,8 @@ class CompanionRecord:
     name: str
     id_type: IdType
     id_number: str
-    birth_date: date
+    birth_date: date | None  # None in a masked record: the age band stands in for it
+    age_band: str
     nationality: str
     foreign: bool
 
@@ -341,7 +373,8 @@ class GuestRecord:
     name: str
     sex: str
     ethnicity: str
-    birth_date: date
+    birth_date: date | None  # None in a masked record: the age band stands in for it
+    age_band: str
     id_type: IdType
     id_number: str
     phone: str
@@ -415,19 +448,22 @@ def _create_key_check(db: sqlite_utils.Database) -> None:
     db.execute("CREATE TABLE homestay_vault_check (id INTEGER PRIMARY KEY, fingerprint TEXT)")
 
 
+# Migrations that need no key; the service adds the one that re-seals records (see
+# HomestayService._migrations).
 MIGRATIONS = (
     Migration(1, "homestays, guests and companions", _create_tables),
     Migration(2, "fingerprint of the vault key the guest data is sealed with", _create_key_check),
 )
+_SEAL_BIRTH_DATES = 3
 
 _GUEST_COLUMNS = (
     "g.id, g.homestay_id, h.name, g.personal, g.name_masked, g.id_number_masked, g.phone_masked,"
-    " g.address_masked, g.sex, g.ethnicity, g.birth_date, g.id_type, g.nationality,"
+    " g.address_masked, g.sex, g.ethnicity, g.age_band, g.id_type, g.nationality,"
     " g.foreign_guest, g.room, g.check_in, g.expected_check_out, g.checked_out_at,"
     " g.registered_by"
 )
 _COMPANION_COLUMNS = (
-    "guest_id, personal, name_masked, id_number_masked, id_type, birth_date, nationality,"
+    "guest_id, personal, name_masked, id_number_masked, id_type, age_band, nationality,"
     " foreign_guest"
 )
 
@@ -447,18 +483,39 @@ def _timestamp(moment: datetime) -> str:
 
 
 @dataclass(frozen=True)
-class _Filters:
-    name: str | None = None
-    id_number: str | None = None
+class GuestQuery:
+    """Search filters. A name or ID number is held only as its blind index, so a query kept
+    for a while (a results page, an export of it) holds no personal data."""
+
+    name_index: str | None = None
+    id_number_index: str | None = None
     date_from: date | None = None
     date_to: date | None = None
     homestay_id: int | None = None
     host_username: str | None = None
     active_only: bool = False
 
+    @property
+    def identifying(self) -> bool:
+        """Whether it looks for a person (by name or ID number), not just lists registrations."""
+        return self.name_index is not None or self.id_number_index is not None
+
     def used(self) -> list[str]:
         """Names of the filters in use, for the audit trail (never their values)."""
-        return [key for key, value in vars(self).items() if value not in (None, False)]
+        return [
+            key.removesuffix("_index")
+            for key, value in vars(self).items()
+            if value not in (None, False)
+        ]
+
+    def subject(self) -> str:
+        """The audit subject of a search: the blind indexes searched for, never the values."""
+        parts = [
+            f"{kind}:{value}"
+            for kind, value in (("id_number", self.id_number_index), ("name", self.name_index))
+            if value is not None
+        ]
+        return " ".join(parts) or "guests"
 
 
 class HomestayService:
@@ -478,8 +535,88 @@ class HomestayService:
         self._report = report
         self._retention = timedelta(days=guest_retention_days)
         self._clock = clock
+        self._resealed = False
+        # The key is checked before any migration that decrypts: a wrong key must fail with
+        # the message that says what to do, not halfway through re-sealing.
         database.migrate(AREA, MIGRATIONS)
         self._check_vault_key()
+        database.migrate(AREA, self._migrations())
+        if self._resealed:
+            self._drop_old_pages()
+
+    # -- schema migrations that need the key -----------------------------------------------------
+
+    def _migrations(self) -> tuple[Migration, ...]:
+        return (
+            *MIGRATIONS,
+            Migration(
+                _SEAL_BIRTH_DATES,
+                "birth dates sealed, age band in clear, ID numbers and addresses masked further",
+                self._seal_birth_dates,
+            ),
+        )
+
+    def _seal_birth_dates(self, db: sqlite_utils.Database) -> None:
+        """Move every birth date into its sealed record and recompute the masks from the
+        decrypted values: the old ones (first 3 and last 4 characters, county in the address)
+        and a clear birth date gave the whole ID number away."""
+        for table in ("guests", "guest_companions"):
+            db.execute(f"ALTER TABLE {table} ADD COLUMN age_band TEXT NOT NULL DEFAULT ''")
+        guests = db.execute(
+            "SELECT id, personal, birth_date, check_in_date, id_type FROM guests"
+        ).fetchall()
+        for guest_id, personal, birth, check_in_date, id_type in guests:
+            opened = self._open(personal)
+            opened["birth_date"] = birth
+            band = age_band(date.fromisoformat(birth), date.fromisoformat(check_in_date))
+            db.execute(
+                "UPDATE guests SET personal = ?, age_band = ?, id_number_masked = ?,"
+                " address_masked = ? WHERE id = ?",
+                [
+                    self._seal(**opened),
+                    band,
+                    mask_document(id_type, opened["id_number"]),
+                    mask_address(opened["address"]),
+                    guest_id,
+                ],
+            )
+        companions = db.execute(
+            "SELECT c.id, c.personal, c.birth_date, g.check_in_date, c.id_type"
+            " FROM guest_companions c JOIN guests g ON g.id = c.guest_id"
+        ).fetchall()
+        for companion_id, personal, birth, check_in_date, id_type in companions:
+            opened = self._open(personal)
+            opened["birth_date"] = birth
+            band = age_band(date.fromisoformat(birth), date.fromisoformat(check_in_date))
+            db.execute(
+                "UPDATE guest_companions SET personal = ?, age_band = ?, id_number_masked = ?"
+                " WHERE id = ?",
+                [
+                    self._seal(**opened),
+                    band,
+                    mask_document(id_type, opened["id_number"]),
+                    companion_id,
+                ],
+            )
+        # The database runs with secure_delete, so the rewritten rows leave zeros behind.
+        for table in ("guests", "guest_companions"):
+            db.execute(f"ALTER TABLE {table} DROP COLUMN birth_date")
+        self._resealed = True
+        log.info(
+            "sealed the birth dates of %d guests and %d companions", len(guests), len(companions)
+        )
+
+    def _drop_old_pages(self) -> None:
+        """Copy the migrated pages into the database file and empty the WAL, whose older
+        frames still hold the clear birth dates. Runs after the migration has committed: a
+        checkpoint cannot run inside a transaction."""
+        with self._database.read() as db:
+            busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy:
+            log.warning(
+                "the write-ahead log could not be emptied after sealing birth dates (another"
+                " process is reading the database); it empties at the next checkpoint"
+            )
 
     # -- homestays -----------------------------------------------------------------------------
 
@@ -532,13 +669,16 @@ class HomestayService:
         check_in = _as_utc(guest.check_in)
         if check_in > _as_utc(now) + CHECK_IN_LEAD:
             raise ValidationError("check_in", "check_in.future")
+        if check_in < _as_utc(now) - CHECK_IN_LATE:
+            raise ValidationError("check_in", "check_in.past")
         foreign = guest.foreign
+        arrival = guest.check_in.date()
         with self._database.write() as db:
             homestay = self._homestay_in(db, homestay_id)
             cursor = db.execute(
                 "INSERT INTO guests (homestay_id, personal, name_index, id_number_index,"
                 " name_masked, id_number_masked, phone_masked, address_masked, sex, ethnicity,"
-                " birth_date, id_type, nationality, foreign_guest, room, check_in, check_in_date,"
+                " age_band, id_type, nationality, foreign_guest, room, check_in, check_in_date,"
                 " expected_check_out, checked_out_at, registered_by, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
                 [
@@ -548,22 +688,23 @@ class HomestayService:
                         id_number=guest.id_number,
                         phone=guest.phone,
                         address=guest.address,
+                        birth_date=guest.birth_date.isoformat(),
                     ),
                     self._vault.blind_index("name", guest.name),
                     self._vault.blind_index("id_number", guest.id_number),
                     mask_name(guest.name),
-                    mask_id_number(guest.id_number),
+                    mask_document(guest.id_type, guest.id_number),
                     mask_phone(guest.phone),
                     mask_address(guest.address),
                     guest.sex,
                     guest.ethnicity,
-                    guest.birth_date.isoformat(),
+                    age_band(guest.birth_date, arrival),
                     str(guest.id_type),
                     guest.nationality,
                     int(foreign),
                     guest.room,
                     _timestamp(check_in),
-                    guest.check_in.date().isoformat(),
+                    arrival.isoformat(),
                     guest.expected_check_out.isoformat(),
                     actor,
                     _timestamp(now),
@@ -574,18 +715,22 @@ class HomestayService:
                 nationality = companion.effective_nationality(guest.nationality)
                 db.execute(
                     "INSERT INTO guest_companions (guest_id, position, personal, name_index,"
-                    " id_number_index, name_masked, id_number_masked, id_type, birth_date,"
+                    " id_number_index, name_masked, id_number_masked, id_type, age_band,"
                     " nationality, foreign_guest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
                         guest_id,
                         position,
-                        self._seal(name=companion.name, id_number=companion.id_number),
+                        self._seal(
+                            name=companion.name,
+                            id_number=companion.id_number,
+                            birth_date=companion.birth_date.isoformat(),
+                        ),
                         self._vault.blind_index("name", companion.name),
                         self._vault.blind_index("id_number", companion.id_number),
                         mask_name(companion.name),
-                        mask_id_number(companion.id_number),
+                        mask_document(companion.id_type, companion.id_number),
                         str(companion.id_type),
-                        companion.birth_date.isoformat(),
+                        age_band(companion.birth_date, arrival),
                         nationality,
                         int(identity.is_foreign(companion.id_type, nationality)),
                     ],
@@ -621,6 +766,30 @@ class HomestayService:
 
     # -- reading -------------------------------------------------------------------------------
 
+    def query(
+        self,
+        *,
+        name: str | None = None,
+        id_number: str | None = None,
+        date_from: date | None = None,
+        date_to: date | None = None,
+        homestay_id: int | None = None,
+        host_username: str | None = None,
+        active_only: bool = False,
+    ) -> GuestQuery:
+        """Filters as a GuestQuery; a name or ID number becomes its blind index (blank: none)."""
+        name = _clean_text(name) if name else ""
+        number = identity.normalize_id_number(id_number) if id_number else ""
+        return GuestQuery(
+            name_index=self._vault.blind_index("name", name) if name else None,
+            id_number_index=self._vault.blind_index("id_number", number) if number else None,
+            date_from=date_from,
+            date_to=date_to,
+            homestay_id=homestay_id,
+            host_username=host_username,
+            active_only=active_only,
+        )
+
     def search(
         self,
         *,
@@ -634,12 +803,45 @@ class HomestayService:
         limit: int = 200,
     ) -> list[GuestRecord]:
         """Masked records, newest check-in first. ``name`` and ``id_number`` match a guest or
-        any companion exactly (through the blind index); dates bound the check-in date."""
-        filters = _Filters(
-            name, id_number, date_from, date_to, homestay_id, host_username, active_only
+        any companion exactly (through the blind index); dates bound the check-in date.
+
+        Not audited: for the agent itself. A person's search by name or ID number goes through
+        ``search_audited``.
+        """
+        filters = self.query(
+            name=name,
+            id_number=id_number,
+            date_from=date_from,
+            date_to=date_to,
+            homestay_id=homestay_id,
+            host_username=host_username,
+            active_only=active_only,
         )
+        return self.find(filters, limit=limit)
+
+    def find(self, query: GuestQuery, *, limit: int = 200) -> list[GuestRecord]:
+        """Masked records matching ``query``, newest check-in first (not audited)."""
         with self._database.read() as db:
-            return self._select(db, filters, max(1, min(limit, MAX_SEARCH)), unmasked=False)
+            return self._select(db, query, max(1, min(limit, MAX_SEARCH)), unmasked=False)
+
+    def record_search(self, query: GuestQuery, *, actor: str, per_hour: int) -> None:
+        """Audit a search by name or ID number, or raise SearchLimitError when ``actor`` has
+        made ``per_hour`` of them in the last hour. A query without either is not recorded."""
+        if not query.identifying:
+            return
+        with self._database.write() as db:
+            self._count_search(db, query, actor, per_hour)
+
+    def search_audited(
+        self, query: GuestQuery, *, actor: str, per_hour: int, limit: int = 200
+    ) -> list[GuestRecord]:
+        """``find`` for a person: a search by name or ID number is audited and limited (see
+        ``record_search``) in the same transaction that reads the results."""
+        if not query.identifying:
+            return self.find(query, limit=limit)
+        with self._database.write() as db:
+            self._count_search(db, query, actor, per_hour)
+            return self._select(db, query, max(1, min(limit, MAX_SEARCH)), unmasked=False)
 
     def get_guest(self, guest_id: int, *, actor: str, unmasked: bool = False) -> GuestRecord:
         """Masked by default; ``unmasked`` decrypts and leaves an audit entry first."""
@@ -662,36 +864,58 @@ class HomestayService:
         homestay_id: int | None = None,
         host_username: str | None = None,
         active_only: bool = False,
+        query: GuestQuery | None = None,
+        searches_per_hour: int | None = None,
         limit: int = MAX_EXPORT,
     ) -> str:
         """Unmasked CSV for the police, one row per person (companions follow their guest).
 
-        Starts with a UTF-8 byte-order mark so spreadsheet programs show Chinese correctly.
+        ``query`` replaces the keyword filters. With ``searches_per_hour``, an export by name or
+        ID number also counts (and is audited) as a search. The audit entry names every record
+        that left, as id ranges. Starts with a UTF-8 byte-order mark so spreadsheet programs
+        show Chinese correctly.
         """
-        filters = _Filters(
-            name, id_number, date_from, date_to, homestay_id, host_username, active_only
-        )
+        if query is None:
+            query = self.query(
+                name=name,
+                id_number=id_number,
+                date_from=date_from,
+                date_to=date_to,
+                homestay_id=homestay_id,
+                host_username=host_username,
+                active_only=active_only,
+            )
         with self._database.write() as db:
-            records = self._select(db, filters, max(1, min(limit, MAX_EXPORT)), unmasked=True)
-            detail = f"rows={len(records)} filters={','.join(filters.used()) or 'none'}"
-            self._audit.record(actor, "guest.export", "guests", detail, db=db)
+            if searches_per_hour is not None and query.identifying:
+                self._count_search(db, query, actor, searches_per_hour)
+            records = self._select(db, query, max(1, min(limit, MAX_EXPORT)), unmasked=True)
+            head = f"rows={len(records)} filters={','.join(query.used()) or 'none'}"
+            # Room is left for the head and a part number, so no id is ever cut off.
+            chunks = id_range_chunks((r.id for r in records), MAX_DETAIL - len(head) - 40)
+            for number, chunk in enumerate(chunks, start=1):
+                part = f" part={number}/{len(chunks)}" if len(chunks) > 1 else ""
+                detail = f"{head}{part} ids={chunk}"
+                self._audit.record(actor, "guest.export", "guests", detail, db=db)
         log.info("guest export of %d registrations by %s", len(records), actor)
         return "\ufeff" + _to_csv(records)
 
     # -- retention -----------------------------------------------------------------------------
 
     def purge_expired(self) -> int:
-        """Delete registrations that ended more than ``guest_retention_days`` ago.
+        """Delete registrations that ended, and were entered, more than
+        ``guest_retention_days`` ago.
 
         A guest never checked out counts as ended on the expected check-out date, so a forgotten
-        check-out does not keep personal data forever.
+        check-out does not keep personal data forever. Counting from the entry as well means a
+        stay dated in the past is kept for the whole period all the same.
         """
         cutoff = _as_utc(self._clock()) - self._retention
         with self._database.write() as db:
             cursor = db.execute(
-                "DELETE FROM guests WHERE (checked_out_at IS NOT NULL AND checked_out_at < ?)"
-                " OR (checked_out_at IS NULL AND expected_check_out < ?)",
-                [_timestamp(cutoff), cutoff.date().isoformat()],
+                "DELETE FROM guests WHERE created_at < ? AND ("
+                " (checked_out_at IS NOT NULL AND checked_out_at < ?)"
+                " OR (checked_out_at IS NULL AND expected_check_out < ?))",
+                [_timestamp(cutoff), _timestamp(cutoff), cutoff.date().isoformat()],
             )
             purged = max(0, cursor.rowcount)
             if purged:
@@ -753,16 +977,28 @@ class HomestayService:
             raise RecordNotFoundError("guest_id", "guest.not_found")
         return self._records(db, [row], unmasked=unmasked)[0]
 
+    def _count_search(
+        self, db: sqlite_utils.Database, query: GuestQuery, actor: str, per_hour: int
+    ) -> None:
+        """Inside the caller's write transaction, so two searches at once cannot both take the
+        last one allowed, and the count survives a restart."""
+        made, oldest = self._audit.count_recent(actor, SEARCH_ACTION, SEARCH_WINDOW, db=db)
+        if made >= per_hour:
+            now = _as_utc(self._clock())
+            wait = (oldest + SEARCH_WINDOW - now) if oldest else SEARCH_WINDOW
+            log.warning("%s reached the limit of %d searches per hour", actor, per_hour)
+            raise SearchLimitError(per_hour, max(1, math.ceil(wait.total_seconds())))
+        detail = f"filters={','.join(query.used())}"
+        self._audit.record(actor, SEARCH_ACTION, query.subject(), detail, db=db)
+
     def _select(
-        self, db: sqlite_utils.Database, filters: _Filters, limit: int, *, unmasked: bool
+        self, db: sqlite_utils.Database, filters: GuestQuery, limit: int, *, unmasked: bool
     ) -> list[GuestRecord]:
         clauses: list[str] = []
         params: list[Any] = []
-        for kind, value in (("name", filters.name), ("id_number", filters.id_number)):
-            if value is None:
+        for kind, index in (("name", filters.name_index), ("id_number", filters.id_number_index)):
+            if index is None:
                 continue
-            probe = identity.normalize_id_number(value) if kind == "id_number" else value
-            index = self._vault.blind_index(kind, _clean_text(probe))
             clauses.append(
                 f"(g.{kind}_index = ? OR g.id IN"  # noqa: S608 - kind is one of two literals
                 f" (SELECT guest_id FROM guest_companions WHERE {kind}_index = ?))"
@@ -808,17 +1044,20 @@ class HomestayService:
         return [self._guest(row, tuple(companions.get(int(row[0]), ())), unmasked) for row in rows]
 
     def _companion(self, row: Sequence[Any], unmasked: bool) -> CompanionRecord:
-        _, personal, name_masked, number_masked, id_type, birth, nationality, foreign = row
+        _, personal, name_masked, number_masked, id_type, band, nationality, foreign = row
+        birth: date | None = None
         if unmasked:
             opened = self._open(personal)
             name, number = opened["name"], opened["id_number"]
+            birth = date.fromisoformat(opened["birth_date"])
         else:
             name, number = name_masked, number_masked
         return CompanionRecord(
             name=name,
             id_type=IdType(id_type),
             id_number=number,
-            birth_date=date.fromisoformat(birth),
+            birth_date=birth,
+            age_band=band,
             nationality=nationality,
             foreign=bool(foreign),
         )
@@ -827,12 +1066,14 @@ class HomestayService:
         self, row: Sequence[Any], companions: tuple[CompanionRecord, ...], unmasked: bool
     ) -> GuestRecord:
         (guest_id, homestay_id, homestay_name, personal, name, number, phone, address, sex,
-         ethnicity, birth, id_type, nationality, foreign, room, check_in, check_out,
+         ethnicity, band, id_type, nationality, foreign, room, check_in, check_out,
          checked_out_at, registered_by) = row  # fmt: skip
+        birth: date | None = None
         if unmasked:
             opened = self._open(personal)
             name, number = opened["name"], opened["id_number"]
             phone, address = opened["phone"], opened["address"]
+            birth = date.fromisoformat(opened["birth_date"])
         return GuestRecord(
             id=int(guest_id),
             homestay_id=int(homestay_id),
@@ -840,7 +1081,8 @@ class HomestayService:
             name=name,
             sex=sex,
             ethnicity=ethnicity,
-            birth_date=date.fromisoformat(birth),
+            birth_date=birth,
+            age_band=band,
             id_type=IdType(id_type),
             id_number=number,
             phone=phone,
@@ -860,8 +1102,8 @@ class HomestayService:
     def _payload(
         action: str, record: GuestRecord, homestay: Homestay, now: datetime
     ) -> dict[str, Any]:
-        """The police report: full identity (the link is TLS), plus the 24-hour deadline for
-        foreign guests so the command centre can see late reports."""
+        """The police report: full identity, plus the 24-hour deadline for foreign guests so
+        the command centre can see late reports. Built from an unmasked record only."""
         deadline = record.report_deadline
         return {
             "action": action,
@@ -879,7 +1121,7 @@ class HomestayService:
                 "name": record.name,
                 "sex": record.sex,
                 "ethnicity": record.ethnicity,
-                "birth_date": record.birth_date.isoformat(),
+                "birth_date": _iso(record.birth_date),
                 "id_type": str(record.id_type),
                 "id_number": record.id_number,
                 "nationality": record.nationality,
@@ -891,7 +1133,7 @@ class HomestayService:
                     "name": c.name,
                     "id_type": str(c.id_type),
                     "id_number": c.id_number,
-                    "birth_date": c.birth_date.isoformat(),
+                    "birth_date": _iso(c.birth_date),
                     "nationality": c.nationality,
                     "foreign": c.foreign,
                 }
@@ -911,21 +1153,27 @@ def _homestay(row: Sequence[Any]) -> Homestay:
     )
 
 
+def _iso(day: date | None) -> str:
+    return day.isoformat() if day else ""
+
+
 def _masked(record: GuestRecord) -> GuestRecord:
     """The masked view of a record already decrypted inside a transaction."""
     return GuestRecord(
         **{
             **vars(record),
             "name": mask_name(record.name),
-            "id_number": mask_id_number(record.id_number),
+            "id_number": mask_document(record.id_type, record.id_number),
             "phone": mask_phone(record.phone),
             "address": mask_address(record.address),
+            "birth_date": None,
             "companions": tuple(
                 CompanionRecord(
                     **{
                         **vars(c),
                         "name": mask_name(c.name),
-                        "id_number": mask_id_number(c.id_number),
+                        "id_number": mask_document(c.id_type, c.id_number),
+                        "birth_date": None,
                     }
                 )
                 for c in record.companions
@@ -961,7 +1209,7 @@ def _to_csv(records: Sequence[GuestRecord]) -> str:
         writer.writerow(
             [
                 r.id, "guest", _cell(r.homestay_name), _cell(r.room), _cell(r.name), r.sex,
-                _cell(r.ethnicity), r.birth_date.isoformat(), r.id_type, r.id_number,
+                _cell(r.ethnicity), _iso(r.birth_date), r.id_type, r.id_number,
                 r.nationality, int(r.foreign), r.phone, _cell(r.address), *stay,
             ]
         )  # fmt: skip
@@ -969,7 +1217,7 @@ def _to_csv(records: Sequence[GuestRecord]) -> str:
             writer.writerow(
                 [
                     r.id, "companion", _cell(r.homestay_name), _cell(r.room), _cell(c.name), "",
-                    "", c.birth_date.isoformat(), c.id_type, c.id_number, c.nationality,
+                    "", _iso(c.birth_date), c.id_type, c.id_number, c.nationality,
                     int(c.foreign), "", "", *stay,
                 ]
             )  # fmt: skip

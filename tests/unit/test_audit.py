@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.audit import AuditLog
+from agent.audit import MAX_DETAIL, AuditLog, id_range_chunks, id_ranges
 from agent.errors import ValidationError
 from agent.store.database import Database
 
@@ -101,3 +101,46 @@ def test_reopening_keeps_the_history(tmp_path: Path) -> None:
         assert [e.actor for e in AuditLog(again).entries()] == ["police1"]
     finally:
         again.close()
+
+
+def test_count_recent_counts_one_actor_and_action_in_the_window(database: Database) -> None:
+    now = [datetime(2026, 11, 29, 8, 0, tzinfo=UTC)]
+    log = AuditLog(database, clock=lambda: now[0])
+    log.record("police1", "guest.search", "id_number:aa")
+    now[0] += timedelta(minutes=30)
+    log.record("police1", "guest.search", "name:bb")
+    log.record("police2", "guest.search", "name:bb")
+    log.record("police1", "guest.export", "guests")
+    assert log.count_recent("police1", "guest.search", timedelta(hours=1)) == (
+        2,
+        datetime(2026, 11, 29, 8, 0, tzinfo=UTC),
+    )
+    now[0] += timedelta(minutes=31)
+    assert log.count_recent("police1", "guest.search", timedelta(hours=1)) == (
+        1,
+        datetime(2026, 11, 29, 8, 30, tzinfo=UTC),
+    )
+    assert log.count_recent("nobody", "guest.search", timedelta(hours=1)) == (0, None)
+    with database.write() as db:
+        assert log.count_recent("police2", "guest.search", timedelta(hours=1), db=db)[0] == 1
+
+
+def test_id_ranges() -> None:
+    assert id_ranges([]) == ""
+    assert id_ranges([7]) == "7"
+    assert id_ranges([20, 3, 4, 5, 17, 16, 15, 6, 7, 4]) == "3-7,15-17,20"
+    assert id_range_chunks([1, 3, 5, 7, 8, 9], width=5) == ["1,3,5", "7-9"]
+    assert id_range_chunks([], width=5) == [""]
+    assert id_range_chunks([123456789], width=3) == ["123456789"], "an id is never split"
+
+
+def test_a_long_detail_is_kept_up_to_its_own_limit(database: Database) -> None:
+    log = AuditLog(database)
+    detail = "ids=" + ",".join(str(n) for n in range(0, 6000, 2))
+    assert 2000 < len(detail) <= MAX_DETAIL
+    log.record("police1", "guest.export", "guests" * 1000, detail)
+    (entry,) = log.entries()
+    assert entry.detail == detail
+    assert len(entry.subject) == 2000
+    log.record("police1", "guest.export", "guests", "x" * (MAX_DETAIL + 10))
+    assert len(log.entries()[0].detail) == MAX_DETAIL

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -24,6 +25,7 @@ from agent.village.homestay import (
     GuestInput,
     HomestayService,
     RecordNotFoundError,
+    SearchLimitError,
 )
 from agent.village.identity import IdType, check_character
 
@@ -250,9 +252,13 @@ def test_check_in_returns_a_masked_record_and_reports_inside_the_transaction(
 
     assert record.masked
     assert record.name == "张*丰"
-    assert record.id_number == GUEST_ID[:3] + "*" * 11 + GUEST_ID[14:]
+    assert record.id_number == GUEST_ID[:2] + "*" * 16
     assert record.phone == "139****5678"
+    assert record.address == "浙江省***"
+    assert (record.birth_date, record.age_band) == (None, "30-39")
     assert record.companions[0].name == "张*宝"
+    assert record.companions[0].id_number == COMPANION_ID[:2] + "*" * 16
+    assert (record.companions[0].birth_date, record.companions[0].age_band) == (None, "0-17")
     assert record.check_in == datetime(2026, 11, 29, 6, 0, tzinfo=UTC)
     assert record.homestay_name == "山居小院"
 
@@ -267,7 +273,9 @@ def test_check_in_returns_a_masked_record_and_reports_inside_the_transaction(
     assert payload["guest"]["id_number"] == GUEST_ID
     assert payload["guest"]["name"] == "张三丰"
     assert payload["guest"]["phone"] == GUEST_PHONE
+    assert payload["guest"]["birth_date"] == "1990-03-07"
     assert payload["companions"][0]["id_number"] == COMPANION_ID
+    assert payload["companions"][0]["birth_date"] == "2015-06-01"
     assert payload["check_in"] == "2026-11-29T06:00:00+00:00"
 
 
@@ -313,6 +321,22 @@ def test_check_in_far_in_the_future_is_refused(kiosk: Kiosk) -> None:
     assert kiosk.report.calls == []
 
 
+def test_a_check_in_dated_more_than_a_week_back_is_refused(kiosk: Kiosk) -> None:
+    """Otherwise a registration dated years back would be purged at the next housekeeping,
+    before the police ever looked at it."""
+    with pytest.raises(ValidationError) as raised:
+        register(kiosk, check_in="2020-01-01T10:00:00+08:00", expected_check_out="2020-01-02")
+    assert (raised.value.field, raised.value.message) == ("check_in", "check_in.past")
+    assert "check_in.past" in ERROR_MESSAGES
+    assert kiosk.report.calls == []
+    late = NOW - timedelta(days=7) + timedelta(minutes=1)
+    week_late = register(kiosk, check_in=late.isoformat(), expected_check_out="2026-11-30")
+    assert kiosk.service.get_guest(week_late, actor="host1").check_in == late
+    with pytest.raises(ValidationError):
+        register(kiosk, check_in=(late - timedelta(minutes=2)).isoformat(),
+                 expected_check_out="2026-11-30")  # fmt: skip
+
+
 def test_check_in_at_an_unknown_homestay(kiosk: Kiosk) -> None:
     with pytest.raises(RecordNotFoundError) as raised:
         kiosk.service.check_in(999, GuestInput(**guest_form()), actor="host1")
@@ -339,7 +363,8 @@ def test_the_database_file_holds_no_personal_data_in_clear(kiosk: Kiosk) -> None
     assert "张*丰".encode() in raw
     assert b"M*********z" in raw
     for secret in (GUEST_ID, COMPANION_ID, GUEST_PHONE, "PAB123987", "+34612345678",
-                   "张三丰", "张小宝", "Maria Lopez", "文三路100号"):  # fmt: skip
+                   "张三丰", "张小宝", "Maria Lopez", "文三路100号", "杭州市", "1990-03-07",
+                   "2015-06-01", "1979-05-05"):  # fmt: skip
         assert secret.encode("utf-8") not in raw, secret
 
 
@@ -367,21 +392,21 @@ def test_search_by_id_number_uses_the_blind_index(kiosk: Kiosk) -> None:
 
 
 def test_search_filters(kiosk: Kiosk) -> None:
-    early = register(kiosk, check_in="2026-11-20T10:00:00+08:00", expected_check_out="2026-11-22")
+    early = register(kiosk, check_in="2026-11-23T10:00:00+08:00", expected_check_out="2026-11-25")
     late = register(kiosk, name="李四", companions=[])
     second = kiosk.service.create_homestay("竹林人家", "溪头村30号", 3, "host2")
     elsewhere = kiosk.service.check_in(
         second.id, GuestInput(**guest_form(name="王五", companions=[])), actor="host2"
     ).id
-    kiosk.service.check_out(early, actor="host1", at=datetime(2026, 11, 22, 2, tzinfo=UTC))
+    kiosk.service.check_out(early, actor="host1", at=datetime(2026, 11, 25, 2, tzinfo=UTC))
 
     def ids(**filters: Any) -> list[int]:
         return [r.id for r in kiosk.service.search(**filters)]
 
     assert ids() == [elsewhere, late, early]
     assert ids(date_from=date(2026, 11, 25)) == [elsewhere, late]
-    assert ids(date_to=date(2026, 11, 20)) == [early]
-    assert ids(date_from=date(2026, 11, 20), date_to=date(2026, 11, 20)) == [early]
+    assert ids(date_to=date(2026, 11, 23)) == [early]
+    assert ids(date_from=date(2026, 11, 23), date_to=date(2026, 11, 23)) == [early]
     assert ids(homestay_id=second.id) == [elsewhere]
     assert ids(host_username="host1") == [late, early]
     assert ids(active_only=True) == [elsewhere, late]
@@ -433,8 +458,35 @@ def test_export_is_unmasked_complete_and_audited(kiosk: Kiosk) -> None:
 
     (entry,) = kiosk.audit.entries(action="guest.export")
     assert entry.actor == "police1"
-    assert entry.detail == "rows=1 filters=id_number"
+    assert entry.detail == f"rows=1 filters=id_number ids={first}"
     assert GUEST_ID not in entry.detail
+    assert rows[0]["birth_date"] == "1990-03-07"
+    assert rows[1]["birth_date"] == "2015-06-01"
+
+
+def test_an_export_audit_says_whose_records_left(kiosk: Kiosk) -> None:
+    ids = [register(kiosk, name=f"客人{i}", companions=[]) for i in range(6)]
+    kiosk.service.check_out(ids[3], actor="host1", at=NOW + timedelta(hours=1))
+    kiosk.service.export_csv(actor="police1", active_only=True)
+    (entry,) = kiosk.audit.entries(action="guest.export")
+    assert entry.detail == (f"rows=5 filters=active_only ids={ids[0]}-{ids[2]},{ids[4]}-{ids[5]}")
+
+
+def test_a_huge_export_lists_every_id_over_several_audit_entries(
+    kiosk: Kiosk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = [register(kiosk, name=f"客人{i}", companions=[]) for i in range(6)]
+    for guest_id in ids[1::2]:
+        kiosk.service.check_out(guest_id, actor="host1", at=NOW + timedelta(hours=1))
+    # A detail with room for one id at a time: the ids continue on further entries, none is
+    # cut off.
+    head = "rows=3 filters=active_only"
+    monkeypatch.setattr("agent.village.homestay.MAX_DETAIL", len(head) + 40 + 2)
+    kiosk.service.export_csv(actor="police1", active_only=True)
+    entries = list(reversed(kiosk.audit.entries(action="guest.export")))
+    assert [e.detail for e in entries] == [
+        f"{head} part={n}/3 ids={guest_id}" for n, guest_id in enumerate(ids[::2], start=1)
+    ]
 
 
 # -- check-out -----------------------------------------------------------------------------------
@@ -501,6 +553,7 @@ def test_get_homestay(kiosk: Kiosk) -> None:
 
 
 def test_purge_removes_only_registrations_past_retention(kiosk: Kiosk) -> None:
+    kiosk.clock.now = datetime(2026, 6, 1, 4, tzinfo=UTC)  # registered on the day of arrival
     old = register(kiosk, check_in="2026-06-01T10:00:00+08:00", expected_check_out="2026-06-05")
     forgotten = register(
         kiosk,
@@ -509,6 +562,7 @@ def test_purge_removes_only_registrations_past_retention(kiosk: Kiosk) -> None:
         check_in="2026-06-01T10:00:00+08:00",
         expected_check_out="2026-06-04",
     )
+    kiosk.clock.now = NOW
     recent = register(kiosk, name="王五", companions=[])
     old_check_out = datetime(2026, 6, 5, 2, tzinfo=UTC)
     kiosk.service.check_out(old, actor="host1", at=old_check_out)
@@ -531,7 +585,24 @@ def test_purge_removes_only_registrations_past_retention(kiosk: Kiosk) -> None:
     assert kiosk.service.purge_expired() == 0
 
     # A purged id is never handed out again.
+    kiosk.clock.now = NOW
     assert register(kiosk, name="赵六", companions=[]) > recent
+
+
+def test_retention_counts_from_the_later_of_the_stay_and_the_entry(kiosk: Kiosk) -> None:
+    """A stay entered a week late (and checked out at once, dated back to its end) is kept for
+    the whole retention period from the day it was entered."""
+    late = register(
+        kiosk,
+        check_in=(NOW - timedelta(days=6)).isoformat(),
+        expected_check_out=(NOW - timedelta(days=5)).date().isoformat(),
+    )
+    kiosk.service.check_out(late, actor="host1", at=NOW - timedelta(days=5))
+    kiosk.clock.now = NOW + timedelta(days=178)
+    assert kiosk.service.purge_expired() == 0, "180 days after the stay, but not the entry"
+    assert [r.id for r in kiosk.service.search()] == [late]
+    kiosk.clock.now = NOW + timedelta(days=181)
+    assert kiosk.service.purge_expired() == 1
 
 
 def test_a_different_key_is_refused_at_start(kiosk: Kiosk, tmp_path: Path) -> None:
@@ -631,8 +702,227 @@ def test_registrations_round_trip_and_lists_never_show_the_middle(kiosk: Kiosk) 
             (c.id_number, o.id_number)
             for c, o in zip(found.companions, guest.companions, strict=True)
         ]:
-            assert masked == number[:3] + "*" * 11 + number[14:]
+            assert masked == number[:2] + "*" * 16
         assert found.phone == guest.phone[:3] + "****" + guest.phone[7:]
 
     round_trip()
     assert len(kiosk.report.calls) >= 10  # the property ran on many parties, not on none
+
+
+# -- age bands, the re-sealing migration, audited searches ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("birth", "band"),
+    [
+        ("2008-11-29", "18-29"),  # eighteen on the day of check-in
+        ("2008-11-30", "0-17"),
+        ("1996-11-30", "18-29"),
+        ("1996-11-29", "30-39"),
+        ("1956-11-30", "60-69"),
+        ("1956-11-29", "70+"),
+        ("1900-01-01", "70+"),
+    ],
+)
+def test_the_age_band_is_the_age_on_the_day_of_check_in(
+    kiosk: Kiosk, birth: str, band: str
+) -> None:
+    number = resident_id(birth=birth.replace("-", ""))
+    guest_id = register(kiosk, birth_date=birth, id_number=number, companions=[])
+    (found,) = kiosk.service.search(id_number=number)
+    assert (found.id, found.age_band, found.birth_date) == (guest_id, band, None)
+    full = kiosk.service.get_guest(guest_id, actor="police1", unmasked=True)
+    assert (full.age_band, full.birth_date) == (band, date.fromisoformat(birth))
+
+
+def _old_registration(db: sqlite_utils.Database, vault: Vault, homestay_id: int) -> None:
+    """A guest and a companion as the first schema stored them: birth dates in clear, the ID
+    number masked to its first 3 and last 4 characters, the address to its county."""
+    db.execute(
+        "INSERT INTO guests (homestay_id, personal, name_index, id_number_index, name_masked,"
+        " id_number_masked, phone_masked, address_masked, sex, ethnicity, birth_date, id_type,"
+        " nationality, foreign_guest, room, check_in, check_in_date, expected_check_out,"
+        " checked_out_at, registered_by, created_at) VALUES"
+        " (?, ?, ?, ?, '张*丰', ?, '139****5678', '浙江省杭州市***', 'male', '汉族',"
+        " '1990-03-07', 'resident_id', 'CHN', 0, '201', '2026-11-29T06:00:00+00:00',"
+        " '2026-11-29', '2026-12-01', NULL, 'host1', '2026-11-29T06:00:00+00:00')",
+        [
+            homestay_id,
+            vault.encrypt(
+                json.dumps(
+                    {
+                        "name": "张三丰",
+                        "id_number": GUEST_ID,
+                        "phone": GUEST_PHONE,
+                        "address": "浙江省杭州市西湖区文三路100号",
+                    },
+                    ensure_ascii=False,
+                    sort_keys=True,
+                )
+            ),
+            vault.blind_index("name", "张三丰"),
+            vault.blind_index("id_number", GUEST_ID),
+            GUEST_ID[:3] + "*" * 11 + GUEST_ID[14:],
+        ],
+    )
+    guest_id = db.execute("SELECT max(id) FROM guests").fetchone()[0]
+    db.execute(
+        "INSERT INTO guest_companions (guest_id, position, personal, name_index,"
+        " id_number_index, name_masked, id_number_masked, id_type, birth_date, nationality,"
+        " foreign_guest) VALUES (?, 0, ?, ?, ?, '张*宝', ?, 'resident_id', '2015-06-01', 'CHN', 0)",
+        [
+            guest_id,
+            vault.encrypt(
+                json.dumps({"name": "张小宝", "id_number": COMPANION_ID}, sort_keys=True)
+            ),
+            vault.blind_index("name", "张小宝"),
+            vault.blind_index("id_number", COMPANION_ID),
+            COMPANION_ID[:3] + "*" * 11 + COMPANION_ID[14:],
+        ],
+    )
+
+
+def test_an_existing_database_is_resealed_and_its_clear_dates_are_gone(tmp_path: Path) -> None:
+    from agent.village import homestay
+
+    database = Database(tmp_path / "kiosk.db")
+    vault = Vault.load_or_create(tmp_path / "secrets" / "vault.key")
+    audit = AuditLog(database)
+    database.migrate(homestay.AREA, homestay.MIGRATIONS)  # the schema before this change
+    with database.write() as db:
+        db.execute(
+            "INSERT INTO homestays (name, address, rooms, host_username, created_at)"
+            " VALUES ('山居小院', '溪头村12号', 6, 'host1', '2026-11-01T00:00:00+00:00')"
+        )
+        for _ in range(30):
+            _old_registration(db, vault, 1)
+    path = database.path
+
+    def raw() -> bytes:
+        files = (path, path.with_name(path.name + "-wal"))
+        return b"".join(p.read_bytes() for p in files if p.exists())
+
+    old_tail = ("*" * 11 + GUEST_ID[14:]).encode()
+    assert b"1990-03-07" in raw() and old_tail in raw(), "the old layout was written"
+
+    service = HomestayService(
+        database, vault, audit, ReportRecorder(), guest_retention_days=180, clock=Clock()
+    )
+    after = raw()
+    for leftover in (b"1990-03-07", b"2015-06-01", old_tail, "杭州市***".encode()):
+        assert leftover not in after, leftover
+    wal = path.with_name(path.name + "-wal")
+    assert not wal.exists() or wal.stat().st_size == 0, "the WAL with the old pages is emptied"
+    with database.read() as db:
+        for table in ("guests", "guest_companions"):
+            columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})").fetchall()}
+            assert "birth_date" not in columns and "age_band" in columns
+
+    found = service.search(id_number=GUEST_ID)
+    assert len(found) == 30
+    assert (found[0].id_number, found[0].address, found[0].age_band) == (
+        GUEST_ID[:2] + "*" * 16, "浙江省***", "30-39",
+    )  # fmt: skip
+    assert (found[0].companions[0].id_number, found[0].companions[0].age_band) == (
+        COMPANION_ID[:2] + "*" * 16, "0-17",
+    )  # fmt: skip
+    full = service.get_guest(found[0].id, actor="police1", unmasked=True)
+    assert (full.birth_date, full.companions[0].birth_date) == (date(1990, 3, 7), date(2015, 6, 1))
+    assert full.id_number == GUEST_ID
+    # Opening the database again does not migrate twice.
+    again = HomestayService(database, vault, audit, ReportRecorder(), guest_retention_days=180)
+    assert (
+        again.get_guest(found[0].id, actor="police1", unmasked=True).birth_date == full.birth_date
+    )
+    database.close()
+
+
+def test_an_existing_database_with_another_key_is_refused_before_resealing(
+    tmp_path: Path,
+) -> None:
+    from agent.village import homestay
+
+    database = Database(tmp_path / "kiosk.db")
+    vault = Vault.load_or_create(tmp_path / "secrets" / "vault.key")
+    audit = AuditLog(database)
+    database.migrate(homestay.AREA, homestay.MIGRATIONS)
+    with database.write() as db:
+        db.execute(
+            "INSERT INTO homestays (name, address, rooms, host_username, created_at)"
+            " VALUES ('山居小院', '溪头村12号', 6, 'host1', '2026-11-01T00:00:00+00:00')"
+        )
+        _old_registration(db, vault, 1)
+        db.execute(
+            "INSERT INTO homestay_vault_check (id, fingerprint) VALUES (1, ?)",
+            [vault.blind_index("vault-key-check", "homestay")],
+        )
+    with pytest.raises(VaultError, match="restore the original key"):
+        HomestayService(
+            database, Vault(b"o" * 32), audit, ReportRecorder(), guest_retention_days=180
+        )
+    with database.read() as db:
+        assert db.execute("SELECT birth_date FROM guests").fetchone() == ("1990-03-07",)
+    database.close()
+
+
+def test_searches_by_name_or_number_are_audited_by_blind_index_and_limited(kiosk: Kiosk) -> None:
+    guest_id = register(kiosk)
+    service = kiosk.service
+    by_number = service.query(id_number=GUEST_ID.lower())
+    by_name = service.query(name=" 张三丰 ", active_only=True)
+    assert [r.id for r in service.search_audited(by_number, actor="police1", per_hour=3)] == [
+        guest_id
+    ]
+    assert service.search_audited(by_name, actor="police1", per_hour=3)[0].id == guest_id
+    service.record_search(service.query(name="李四"), actor="police1", per_hour=3)
+    entries = kiosk.audit.entries(action="guest.search")
+    assert [e.actor for e in entries] == ["police1"] * 3
+    assert entries[-1].subject == f"id_number:{by_number.id_number_index}"
+    assert entries[-2].subject == f"name:{by_name.name_index}"
+    assert entries[-2].detail == "filters=name,active_only"
+    for entry in entries:
+        assert "张三丰" not in entry.subject + entry.detail and GUEST_ID not in entry.subject
+
+    with pytest.raises(SearchLimitError) as raised:
+        service.search_audited(by_number, actor="police1", per_hour=3)
+    assert raised.value.limit == 3
+    assert 0 < raised.value.retry_after_seconds <= 3600
+    assert len(kiosk.audit.entries(action="guest.search")) == 3, "a refusal is not counted"
+    # Another officer has their own allowance; lists without a name or number are not counted.
+    assert service.search_audited(by_number, actor="police2", per_hour=3)
+    assert service.search_audited(service.query(active_only=True), actor="police1", per_hour=3)
+    # An hour later the allowance is back.
+    kiosk.clock.now = NOW + timedelta(hours=1, seconds=1)
+    for _ in range(3):
+        assert service.search_audited(by_number, actor="police1", per_hour=3)
+    # An export by number counts as a search when a limit is given.
+    with pytest.raises(SearchLimitError):
+        service.export_csv(actor="police1", query=by_number, searches_per_hour=3)
+    assert kiosk.audit.entries(action="guest.export") == []
+
+
+def test_searches_at_once_never_exceed_the_limit(kiosk: Kiosk) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    register(kiosk)
+    query = kiosk.service.query(id_number=GUEST_ID)
+
+    def search(_: int) -> bool:
+        try:
+            kiosk.service.search_audited(query, actor="police1", per_hour=5)
+        except SearchLimitError:
+            return False
+        return True
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(search, range(24)))
+    assert results.count(True) == 5
+    assert len(kiosk.audit.entries(action="guest.search")) == 5
+
+
+def test_a_query_holds_blind_indexes_not_values(kiosk: Kiosk) -> None:
+    query = kiosk.service.query(name="张三丰", id_number=f" {GUEST_ID.lower()} ")
+    assert "张三丰" not in repr(query) and GUEST_ID not in repr(query).upper()
+    assert query.identifying
+    assert query.id_number_index == kiosk.service.query(id_number=GUEST_ID).id_number_index
+    assert not kiosk.service.query(name="  ", id_number="").identifying

@@ -303,3 +303,20 @@ def test_invalid_phones(phone: str, code: str) -> None:
         validate_phone(phone)
     assert (raised.value.field, raised.value.message) == ("phone", code)
     assert code in ERROR_MESSAGES
+
+
+# -- masking ---------------------------------------------------------------------------------------
+
+
+def test_the_mask_knows_which_documents_carry_a_birth_date() -> None:
+    """agent.privacy masks these by name (it does not import the village); a renamed document
+    type would otherwise fall back to the rule for short numbers and show its last two digits."""
+    from agent.privacy import EIGHTEEN_DIGIT_DOCUMENTS, mask_document
+
+    assert {IdType.RESIDENT_ID.value, IdType.FOREIGN_PERMANENT_ID.value} == EIGHTEEN_DIGIT_DOCUMENTS
+    for id_type, number in (
+        (IdType.RESIDENT_ID, resident_id()),
+        (IdType.FOREIGN_PERMANENT_ID, foreign_card()),
+    ):
+        validate_id_number(id_type, number, today=TODAY)
+        assert mask_document(id_type, number) == number[:2] + "*" * 16

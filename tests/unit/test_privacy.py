@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import base64
 import threading
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from agent.errors import KioskError
 from agent.privacy import (
+    AGE_BANDS,
+    PROVINCE_LEVEL_UNITS,
     InsecureKeyFileError,
     Vault,
     VaultError,
+    age_band,
     mask_address,
-    mask_id_number,
+    mask_document,
     mask_name,
     mask_phone,
 )
@@ -144,40 +148,104 @@ def test_blind_index_is_keyed_and_separated_by_kind(vault: Vault) -> None:
 
 
 def test_masking_examples() -> None:
-    assert mask_id_number("110101199003070078") == "110***********0078"
+    assert mask_document("resident_id", "110101199003070078") == "11****************"
+    assert mask_document("foreign_permanent_id", "911840198511200428") == "91****************"
+    assert mask_document("passport", "E12345678") == "*******78"
+    assert mask_document("hk_macao_permit", "H12345678") == "*******78"
+    assert mask_document("taiwan_permit", "12345678") == "******78"
+    assert mask_document("foreign_permanent_id", "USA123456789012") == "*************12"
+    # A type prefix may give its letters away: fewer than six digits would stay hidden.
+    assert mask_document("passport", "D1234567") == "********"
+    assert mask_document("passport", "EA1234567") == "*********"
+    assert mask_document("passport", "PAB123987") == "*********"
+    assert mask_document("passport", "1234567") == "*******"
+    assert mask_document("passport", "123") == "***"
     assert mask_phone("13812345678") == "138****5678"
     assert mask_name("张三丰") == "张*丰"
     assert mask_name("李四") == "李*"
     assert mask_name("欧阳娜娜") == "欧**娜"
     assert mask_name("王") == "*"
-    assert mask_id_number("E12345678") == "E1*****78"
-    assert mask_id_number("1234") == "1**4"
-    assert mask_id_number("123") == "***"
-    assert mask_address("浙江省杭州市西湖区某路1号") == "浙江省杭州市***"
+    assert mask_address("浙江省杭州市西湖区某路1号") == "浙江省***"
+    assert mask_address("北京市朝阳区幸福路1号") == "北京市***"
+    assert mask_address("广西壮族自治区南宁市青秀区") == "广西壮族自治区***"
+    assert mask_address("香港特别行政区九龙弥敦道1号") == "香港特别行政区***"
+    # A city that is not a province-level unit, a county, a village: nothing.
+    assert mask_address("杭州市西湖区文三路100号") == "***"
+    assert mask_address("溪头村12号") == "***"
+    assert mask_address("Calle Mayor 1, Madrid") == "***"
 
 
-def _hidden_enough(masked: str, original: str) -> None:
-    length = len(original)
-    assert len(masked) == length
-    hidden = [i for i, ch in enumerate(masked) if ch == "*"]
-    # Whatever the length, most of a short value and at least four characters of a long one
-    # are hidden, and the hidden characters are one contiguous middle run.
-    assert len(hidden) >= (4 if length >= 11 else (length + 1) // 2)
-    if hidden:
-        assert hidden == list(range(hidden[0], hidden[-1] + 1))
+def test_there_are_34_province_level_units() -> None:
+    assert len(set(PROVINCE_LEVEL_UNITS)) == 34
 
 
 @given(st.text(alphabet="0123456789X", min_size=18, max_size=18))
-def test_id_masking_never_reveals_the_middle(number: str) -> None:
-    masked = mask_id_number(number)
-    assert masked[3:14] == "*" * 11
-    assert masked[:3] == number[:3]
-    assert masked[14:] == number[14:]
+def test_an_eighteen_character_number_shows_only_its_province(number: str) -> None:
+    for id_type in ("resident_id", "foreign_permanent_id"):
+        assert mask_document(id_type, number) == number[:2] + "*" * 16
 
 
-@given(st.text(alphabet=st.characters(blacklist_categories=("Z", "C")), max_size=40))
-def test_id_masking_hides_most_of_any_value(number: str) -> None:
-    _hidden_enough(mask_id_number(number), number)
+@given(
+    st.sampled_from(["passport", "hk_macao_permit", "taiwan_permit", "foreign_permanent_id"]),
+    st.from_regex(r"[A-Z]{0,3}[0-9A-Z]{2,17}", fullmatch=True),
+)
+def test_other_numbers_show_two_characters_only_with_six_hidden_after_their_letters(
+    id_type: str, number: str
+) -> None:
+    assume(not (id_type == "foreign_permanent_id" and len(number) == 18))
+    masked = mask_document(id_type, number)
+    assert len(masked) == len(number)
+    shown = [i for i, ch in enumerate(masked) if ch != "*"]
+    assert shown in ([], [len(number) - 2, len(number) - 1])
+    lead = len(number) - len(number.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
+    if shown:
+        assert masked[-2:] == number[-2:]
+        assert len(number) - 2 - lead >= 6
+    else:
+        assert len(number) - 2 - lead < 6
+
+
+@given(st.text(max_size=60))
+def test_an_address_shows_a_province_level_unit_or_nothing(address: str) -> None:
+    masked = mask_address(address)
+    assert masked == "***" or (
+        masked.removesuffix("***") in PROVINCE_LEVEL_UNITS
+        and address.strip().startswith(masked.removesuffix("***"))
+    )
+
+
+@pytest.mark.parametrize(
+    ("birth", "day", "band"),
+    [
+        (date(2008, 12, 2), date(2026, 12, 1), "0-17"),
+        (date(2008, 12, 1), date(2026, 12, 1), "18-29"),
+        (date(1996, 12, 2), date(2026, 12, 1), "18-29"),
+        (date(1996, 12, 1), date(2026, 12, 1), "30-39"),
+        (date(1957, 12, 1), date(2026, 12, 1), "60-69"),
+        (date(1956, 12, 1), date(2026, 12, 1), "70+"),
+        (date(2000, 2, 29), date(2018, 2, 28), "0-17"),  # a leap-day birthday comes on 1 March
+        (date(2000, 2, 29), date(2018, 3, 1), "18-29"),
+        (date(2026, 12, 3), date(2026, 12, 1), "0-17"),  # born after a back-dated check-in
+    ],
+)
+def test_age_bands(birth: date, day: date, band: str) -> None:
+    assert age_band(birth, day) == band
+
+
+@pytest.mark.parametrize(
+    "day",
+    [date(2026, 12, 2), date(2028, 2, 29), date(2027, 3, 1), date(2030, 1, 1), date(2029, 12, 31)],
+)
+def test_every_band_holds_at_least_3652_birth_dates(day: date) -> None:
+    """The bound in agent.privacy's docstring rests on this."""
+    counts: dict[str, int] = {}
+    birth = day
+    while birth >= date(1900, 1, 1):
+        band = age_band(birth, day)
+        counts[band] = counts.get(band, 0) + 1
+        birth -= timedelta(days=1)
+    assert set(counts) == {f"{lo}+" if hi is None else f"{lo}-{hi}" for lo, hi in AGE_BANDS}
+    assert min(counts.values()) >= 3652, counts
 
 
 @given(st.from_regex(r"1[3-9][0-9]{9}", fullmatch=True))

@@ -49,6 +49,7 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("GET", "/admin/homestays"): {AD},
     ("POST", "/admin/homestays"): {AD},
     ("GET", "/police/registrations"): {P},
+    ("POST", "/police/registrations/search"): {P},
     ("GET", "/police/registrations.csv"): {P},
     ("GET", "/police/registrations/{guest_id}"): {P},
     ("GET", "/police/audit"): {P, AD},
@@ -58,6 +59,8 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/guests/{guest_id}/checkout"): {H},
     ("GET", "/api/guests"): {P, H},
     ("GET", "/api/guests.csv"): {P},
+    ("POST", "/api/guests/search"): {P, H},
+    ("POST", "/api/guests.csv"): {P},
     ("GET", "/api/guests/{guest_id}"): {P},
     ("GET", "/api/audit"): {P, AD},
 }

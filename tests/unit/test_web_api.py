@@ -112,11 +112,12 @@ def test_police_read_masked_lists_and_full_audited_detail(web_app: App) -> None:
     police = web_app.session_client(P)
     listed = police.get("/api/guests").json()
     assert [g["masked"] for g in listed] == [True]
-    assert police.get("/api/guests", params={"id_number": resident_id()}).json()[0]["id"] == (
-        web_app.guest_id
-    )
+    assert [(g["birth_date"], g["age_band"]) for g in listed] == [(None, "30-39")]
+    found = police.post("/api/guests/search", json={"id_number": resident_id()})
+    assert [g["id"] for g in found.json()] == [web_app.guest_id]
     full = police.get(f"/api/guests/{web_app.guest_id}").json()
     assert full["masked"] is False and full["id_number"] == resident_id()
+    assert (full["birth_date"], full["age_band"]) == ("1990-03-07", "30-39")
     audit = police.get("/api/audit", params={"action": "guest.view_unmasked"}).json()
     assert [(e["actor"], e["subject"]) for e in audit] == [
         ("li.police", f"guest:{web_app.guest_id}")

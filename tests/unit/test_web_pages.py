@@ -18,6 +18,7 @@ from tests.fixtures.browser import (
     build_web_context,
     form_token,
     kiosk_config,
+    recent_check_in,
     resident_id,
 )
 from web_ui.app import create_app
@@ -30,6 +31,7 @@ TEMPLATES = Path(__file__).resolve().parents[2] / "web_ui" / "templates"
 
 
 def guest_form(token: str, **overrides: str) -> dict[str, str]:
+    check_in, check_out = recent_check_in()
     form = {
         "csrf_token": token,
         "companion_count": "0",
@@ -42,8 +44,8 @@ def guest_form(token: str, **overrides: str) -> dict[str, str]:
         "phone": "13912345678",
         "address": "贵州省贵阳市南明区",
         "room": "202",
-        "check_in": "2026-01-10T15:30",
-        "expected_check_out": "2026-01-11",
+        "check_in": check_in,
+        "expected_check_out": check_out,
         "nationality": "CHN",
         "action": "register",
     }
@@ -274,9 +276,15 @@ def test_police_list_is_masked_and_detail_is_full_and_audited(web_app: App) -> N
     full_id = resident_id()
     listing = police.get("/police/registrations")
     assert "张*丰" in listing.text and full_id not in listing.text and "张三丰" not in listing.text
-    found = police.get("/police/registrations", params={"id_number": full_id})
+    token = form_token(listing.text)
+    posted = police.post(
+        "/police/registrations/search", data={"csrf_token": token, "id_number": full_id}
+    )
+    assert posted.status_code == 303 and full_id not in posted.headers["location"]
+    found = police.get(posted.headers["location"])
     assert f'data-guest="{web_app.guest_id}"' in found.text
-    none = police.get("/police/registrations", params={"name": "王五"})
+    posted = police.post("/police/registrations/search", data={"csrf_token": token, "name": "王五"})
+    none = police.get(posted.headers["location"])
     assert 'data-guest="' not in none.text
     bad = police.get("/police/registrations", params={"date_from": "yesterday"})
     assert bad.status_code == 200 and "日期格式不正确" in bad.text

@@ -2,6 +2,10 @@
 
 Errors are ``{"error": {"field", "code", "message"}}`` with a 4xx status. A session-cookie
 client sends the CSRF token from ``POST /api/session`` as ``X-CSRF-Token`` on every POST.
+
+A search by name or ID number is a POST (``/api/guests/search``, ``/api/guests.csv``) with the
+filters in the body, never in a URL; it is audited and limited per account and hour (429).
+Masked records carry an age band instead of the birth date.
 """
 
 from __future__ import annotations
@@ -11,20 +15,26 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.responses import Response
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse, Response
 
 from agent.accounts import Role
+from agent.errors import ValidationError
 from agent.village.homestay import (
     CompanionRecord,
     GuestInput,
+    GuestQuery,
     GuestRecord,
     Homestay,
     RecordNotFoundError,
+    SearchLimitError,
 )
-from web_ui.errors import NotFoundError
+from web_ui.context import WebContext
+from web_ui.errors import NotFoundError, api_error
 from web_ui.params import MAX_RECORD_ID, RecordId
+from web_ui.rendering import translator
 from web_ui.routes.homestays import create_homestay_checked, own_homestay
-from web_ui.routes.police import AUDIT_PAGE_SIZE
+from web_ui.routes.police import AUDIT_PAGE_SIZE, IDENTIFYING
 from web_ui.security import Principal, require_roles, web_context
 
 _ERROR = {"content": {"application/json": {"example": {"error": {
@@ -36,6 +46,9 @@ router = APIRouter(
         422: {"description": "invalid input; field and code name the problem", **_ERROR},
     }
 )
+_LIMITED: dict[int | str, dict[str, Any]] = {
+    429: {"description": "too many searches by name or ID number this hour", **_ERROR}
+}
 
 
 class HomestayIn(BaseModel):
@@ -64,13 +77,15 @@ class CompanionOut(BaseModel):
     name: str
     id_type: str
     id_number: str
-    birth_date: dt.date
+    birth_date: dt.date | None = Field(description="null when masked")
+    age_band: str = Field(description="age at check-in, e.g. 30-39 or 70+")
     nationality: str
     foreign: bool
 
 
 class GuestOut(BaseModel):
-    """A registration; ``masked`` tells whether name, number, phone and address are masked."""
+    """A registration; ``masked`` tells whether name, number, phone, address and birth date
+    are masked (a masked record has no birth date, only the age band)."""
 
     id: int
     homestay_id: int
@@ -78,7 +93,8 @@ class GuestOut(BaseModel):
     name: str
     sex: str
     ethnicity: str
-    birth_date: dt.date
+    birth_date: dt.date | None = Field(description="null when masked")
+    age_band: str = Field(description="age at check-in, e.g. 30-39 or 70+")
     id_type: str
     id_number: str
     phone: str
@@ -101,6 +117,59 @@ class GuestOut(BaseModel):
 
 def _companion(record: CompanionRecord) -> CompanionOut:
     return CompanionOut.model_validate(record, from_attributes=True)
+
+
+class GuestSearchIn(BaseModel):
+    """Filters of a search; ``name`` (exact, whole name) and ``id_number`` look for a person."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str | None, Field(max_length=100)] = None
+    id_number: Annotated[str | None, Field(max_length=100)] = None
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+    homestay_id: Annotated[int | None, Field(ge=1, le=MAX_RECORD_ID)] = None
+    active_only: bool = False
+    limit: Annotated[int, Field(ge=1, le=1000)] = 200
+
+    def query(self, context: WebContext, principal: Principal) -> GuestQuery:
+        """A host only ever searches their own homestays."""
+        return context.homestays.query(
+            name=self.name,
+            id_number=self.id_number,
+            date_from=self.date_from,
+            date_to=self.date_to,
+            homestay_id=self.homestay_id,
+            host_username=principal.username if principal.role is Role.HOST else None,
+            active_only=self.active_only,
+        )
+
+
+def _refuse_identifying_url(request: Request) -> None:
+    for name in IDENTIFYING:
+        if name in request.query_params:
+            raise ValidationError(name, "search.in_url")
+
+
+def _limited(request: Request, exc: SearchLimitError) -> JSONResponse:
+    return api_error(
+        429,
+        None,
+        "search.limit",
+        translator(request)("error.search.limit", limit=exc.limit),
+        headers={"Retry-After": str(exc.retry_after_seconds)},
+    )
+
+
+def _csv(body: str) -> Response:
+    return Response(
+        body.encode("utf-8"),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": 'attachment; filename="registrations.csv"',
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 class AuditEntryOut(BaseModel):
@@ -184,29 +253,47 @@ def check_out(
 
 
 @router.get("/guests", tags=["guests"])
-def search_guests(
+def list_guests(
     request: Request,
     principal: Annotated[Principal, require_roles(Role.POLICE, Role.HOST)],
-    name: Annotated[str | None, Query(max_length=100)] = None,
-    id_number: Annotated[str | None, Query(max_length=100)] = None,
     date_from: dt.date | None = None,
     date_to: dt.date | None = None,
     homestay_id: Annotated[int | None, Query(ge=1, le=MAX_RECORD_ID)] = None,
     active_only: bool = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[GuestOut]:
-    """Masked registrations, newest first; a host searches only their own homestays."""
-    host = principal.username if principal.role is Role.HOST else None
-    records = web_context(request).homestays.search(
-        name=name or None,
-        id_number=id_number or None,
-        date_from=date_from,
-        date_to=date_to,
-        homestay_id=homestay_id,
-        host_username=host,
-        active_only=active_only,
-        limit=limit,
-    )
+    """Masked registrations, newest first; a host sees only their own homestays. A search by
+    name or ID number is ``POST /api/guests/search`` (a ``name`` or ``id_number`` parameter
+    here is refused with ``search.in_url``)."""
+    _refuse_identifying_url(request)
+    context = web_context(request)
+    query = GuestSearchIn(
+        date_from=date_from, date_to=date_to, homestay_id=homestay_id, active_only=active_only
+    ).query(context, principal)
+    return [GuestOut.of(r) for r in context.homestays.find(query, limit=limit)]
+
+
+@router.post("/guests/search", tags=["guests"], responses=_LIMITED, response_model=list[GuestOut])
+async def search_guests(
+    request: Request,
+    body: GuestSearchIn,
+    principal: Annotated[Principal, require_roles(Role.POLICE, Role.HOST)],
+) -> Any:
+    """Masked registrations matching the filters, newest first. A search by ``name`` or
+    ``id_number`` (a guest or any companion, exact) is audited as ``guest.search`` and counts
+    towards ``web.searches_per_hour`` of the account."""
+    context = web_context(request)
+    query = body.query(context, principal)
+    try:
+        records = await run_in_threadpool(
+            context.homestays.search_audited,
+            query,
+            actor=principal.actor,
+            per_hour=context.config.web.searches_per_hour,
+            limit=body.limit,
+        )
+    except SearchLimitError as exc:
+        return _limited(request, exc)
     return [GuestOut.of(r) for r in records]
 
 
@@ -218,29 +305,47 @@ def search_guests(
 )
 def export_guests(
     request: Request,
-    principal: Annotated[Principal, require_roles(Role.POLICE)],
-    name: Annotated[str | None, Query(max_length=100)] = None,
-    id_number: Annotated[str | None, Query(max_length=100)] = None,
+    principal: Annotated[Principal, require_roles(Role.POLICE, same_origin=True)],
     date_from: dt.date | None = None,
     date_to: dt.date | None = None,
     homestay_id: Annotated[int | None, Query(ge=1, le=MAX_RECORD_ID)] = None,
     active_only: bool = False,
 ) -> Response:
-    """Unmasked CSV export (audited)."""
-    body = web_context(request).homestays.export_csv(
-        actor=principal.actor,
-        name=name or None,
-        id_number=id_number or None,
-        date_from=date_from,
-        date_to=date_to,
-        homestay_id=homestay_id,
-        active_only=active_only,
+    """Unmasked CSV export (audited ``guest.export`` with the record ids); refused when
+    another website asks. By name or ID number: ``POST /api/guests.csv``."""
+    _refuse_identifying_url(request)
+    context = web_context(request)
+    query = context.homestays.query(
+        date_from=date_from, date_to=date_to, homestay_id=homestay_id, active_only=active_only
     )
-    return Response(
-        body.encode("utf-8"),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": 'attachment; filename="registrations.csv"'},
-    )
+    return _csv(context.homestays.export_csv(actor=principal.actor, query=query))
+
+
+@router.post(
+    "/guests.csv",
+    tags=["guests"],
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}}, **_LIMITED},
+)
+async def export_guests_search(
+    request: Request,
+    body: GuestSearchIn,
+    principal: Annotated[Principal, require_roles(Role.POLICE, same_origin=True)],
+) -> Response:
+    """Unmasked CSV of a search (audited ``guest.export``); by name or ID number it also
+    counts, and is audited, as a search."""
+    context = web_context(request)
+    try:
+        text = await run_in_threadpool(
+            context.homestays.export_csv,
+            actor=principal.actor,
+            query=body.query(context, principal),
+            searches_per_hour=context.config.web.searches_per_hour,
+            limit=body.limit,
+        )
+    except SearchLimitError as exc:
+        return _limited(request, exc)
+    return _csv(text)
 
 
 @router.get(
@@ -251,9 +356,10 @@ def export_guests(
 def get_guest(
     request: Request,
     guest_id: RecordId,
-    principal: Annotated[Principal, require_roles(Role.POLICE)],
+    principal: Annotated[Principal, require_roles(Role.POLICE, same_origin=True)],
 ) -> GuestOut:
-    """One registration in full (audited as guest.view_unmasked)."""
+    """One registration in full (audited as guest.view_unmasked); refused when another website
+    asks."""
     try:
         record = web_context(request).homestays.get_guest(
             guest_id, actor=principal.actor, unmasked=True
