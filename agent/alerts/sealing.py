@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import secrets
 from pathlib import Path
 from typing import Literal
@@ -201,15 +200,6 @@ class ReportSealer:
             ),
         )
         return sealed.model_dump_json().encode("utf-8")
-
-
-def is_sealed(payload: bytes) -> bool:
-    """Whether a report payload is in the sealed form (without opening it)."""
-    try:
-        value = json.loads(payload)
-    except ValueError:
-        return False
-    return isinstance(value, dict) and isinstance(value.get("sealed"), dict)
 
 
 def open_report(private_key: X25519PrivateKey, device: str, payload: bytes) -> ReportMessage:
