@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from agent.accounts import (
 from agent.audit import AuditLog
 from agent.errors import ValidationError
 from agent.store.database import Database
+from tests.fixtures.passwords import CountingHasher
 
 PASSWORD = "river-stone-42"
 HERE, THERE = "192.0.2.10", "198.51.100.7"
@@ -32,24 +32,6 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-class CountingHasher(PasswordHasher):
-    """Cheap argon2 that records every hash it is asked to verify; ``delay`` holds each check
-    open a moment, so parallel attempts overlap the way real 19 MiB checks do."""
-
-    def __init__(self, delay: float = 0.0, **parameters: int) -> None:
-        super().__init__(**({"time_cost": 1, "memory_cost": 1024, "parallelism": 1} | parameters))
-        self.delay = delay
-        self.verified: list[str] = []
-        self._lock = threading.Lock()
-
-    def verify(self, hash: str | bytes, password: str | bytes) -> bool:
-        with self._lock:
-            self.verified.append(hash.decode() if isinstance(hash, bytes) else hash)
-        if self.delay:
-            time.sleep(self.delay)
-        return super().verify(hash, password)
 
 
 @pytest.fixture
