@@ -19,12 +19,12 @@ the change. Audit rows name only real accounts; passwords never reach a log or a
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import logging
 import re
 import secrets
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -185,6 +185,19 @@ MIGRATIONS = [
 ]
 
 
+def _dummy_hash(hasher: PasswordHasher) -> str:
+    """A well-formed hash with the hasher's parameters and a random digest: checking a password
+    against it costs exactly one real verification, no password matches it, and making it costs
+    nothing (a hashed dummy would make the first unknown name after a start the slow one)."""
+
+    def b64(size: int) -> str:
+        return base64.b64encode(secrets.token_bytes(size)).decode("ascii").rstrip("=")
+
+    parameters = f"m={hasher.memory_cost},t={hasher.time_cost},p={hasher.parallelism}"
+    kind = f"argon2{hasher.type.name.lower()}"
+    return f"${kind}$v=19${parameters}${b64(hasher.salt_len)}${b64(hasher.hash_len)}"
+
+
 def _token_digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
@@ -255,9 +268,7 @@ class AccountStore:
             self._backoff_key = bytes(
                 db.execute("SELECT key FROM login_backoff_key WHERE id = 1").fetchone()[0]
             )
-        # Made on first use, not here: the command line must not pay for a hash it never needs.
-        self._dummy_hash: str | None = None
-        self._dummy_lock = threading.Lock()
+        self._dummy_hash = _dummy_hash(self._hasher)
 
     @classmethod
     def from_config(cls, database: Database, web: WebConfig) -> AccountStore:
@@ -538,14 +549,8 @@ class AccountStore:
         """Exactly one argon2 verification whatever the case."""
         if attempt.evaluated and attempt.password_hash is not None:
             return self._verify(attempt.password_hash, password)
-        self._verify(self._dummy(), password)
+        self._verify(self._dummy_hash, password)
         return False
-
-    def _dummy(self) -> str:
-        with self._dummy_lock:
-            if self._dummy_hash is None:
-                self._dummy_hash = self._hasher.hash(secrets.token_hex(16))
-            return self._dummy_hash
 
     def _verify(self, password_hash: str, password: str) -> bool:
         try:

@@ -4,7 +4,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, extract_parameters
+from argon2.exceptions import VerifyMismatchError
 
 from agent import accounts as accounts_module
 from agent.accounts import (
@@ -220,6 +221,14 @@ def test_unknown_wrong_and_paused_get_the_same_error_and_one_verification_each(
     hasher.verified.clear()
     assert refused(store, "li.na", PASSWORD)
     assert hasher.verified and real not in hasher.verified
+
+
+def test_the_dummy_hash_costs_a_real_verification(store: AccountStore) -> None:
+    store.create_user("li.na", "police", PASSWORD)
+    dummy = store._dummy_hash
+    assert extract_parameters(dummy) == extract_parameters(stored_hash(store, "li.na"))
+    with pytest.raises(VerifyMismatchError):  # computed in full, not refused as malformed
+        PasswordHasher().verify(dummy, PASSWORD)
 
 
 def test_unknown_usernames_are_paused_like_real_ones(store: AccountStore) -> None:
