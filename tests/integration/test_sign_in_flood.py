@@ -3,6 +3,7 @@ its frame rate, and every request gets an answer (401 or 429), never a crash."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import threading
@@ -86,20 +87,25 @@ def test_fifty_anonymous_sign_ins_at_once(
 
     watcher = threading.Thread(target=watch_camera)
     watcher.start()
-    start = threading.Barrier(FLOOD)
-    answers: list[int] = [0] * FLOOD
 
-    def stranger(number: int) -> None:
-        body = {"username": f"stranger{number}", "password": f"guess-{number}-guess"}
-        with httpx.Client(base_url=agent.url, timeout=120) as client:
-            start.wait()
-            answers[number] = client.post("/api/session", json=body).status_code
+    async def flood() -> list[int]:
+        # One connection per stranger, all opened first, then every request sent at once; one
+        # thread drives them, so the test's own work does not crowd the agent off the cores.
+        limits = httpx.Limits(max_connections=FLOOD, max_keepalive_connections=FLOOD)
+        async with httpx.AsyncClient(base_url=agent.url, timeout=120, limits=limits) as client:
+            await asyncio.gather(*(client.get("/api/session") for _ in range(FLOOD)))
+            responses = await asyncio.gather(
+                *(
+                    client.post(
+                        "/api/session",
+                        json={"username": f"stranger{n}", "password": f"guess-{n}-guess"},
+                    )
+                    for n in range(FLOOD)
+                )
+            )
+        return [response.status_code for response in responses]
 
-    strangers = [threading.Thread(target=stranger, args=(n,)) for n in range(FLOOD)]
-    for thread in strangers:
-        thread.start()
-    for thread in strangers:
-        thread.join()
+    answers = asyncio.run(flood())
     # One more fps window after the last answer, so a stall at its end would show.
     count_at_end = len(readings)
     wait_until(lambda: len(readings) >= count_at_end + 9, 30, "readings after the flood")
@@ -123,9 +129,10 @@ def test_fifty_anonymous_sign_ins_at_once(
     assert answers.count(401) <= 30, "the address's window (30 tries) holds under a flood"
     assert peak - rss_before < 150 * MB
     assert rss_after - rss_before < 150 * MB
-    # Before the gate the camera stalled (0 fps, "reconnecting"); half the rate leaves room for
-    # a machine busy with other work, not for a stall.
+    # Before the gate the camera fell to 2 fps or stopped ("reconnecting"); 60 % of its rate
+    # leaves room for a machine busy with other work, not for a stall.
     assert states == {"online"}
-    assert slowest >= FPS * 0.5, readings
+    assert slowest >= FPS * 0.6, readings
     # The officer signed in before the flood is still signed in.
     assert officer.get("/api/session").json()["username"] == OFFICER
+    officer.close()
