@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from tests.fixtures.agent import REPO, AgentProcess
+from tests.fixtures.loops import run_in_own_loop
 from tests.fixtures.servers import wait_until
 
 pytestmark = pytest.mark.integration
@@ -41,6 +42,29 @@ def add_user(agent: AgentProcess, username: str, role: str) -> None:
         input=PASSWORD + "\n", capture_output=True, text=True, timeout=60, cwd=REPO, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
+
+
+def flood_the_agent(url: str) -> list[int]:
+    """50 sign-ins with unknown names, all in flight at once; their status codes."""
+
+    async def flood() -> list[int]:
+        # One connection per stranger, all opened first, then every request sent at once; one
+        # thread drives them, so the test's own work does not crowd the agent off the cores.
+        limits = httpx.Limits(max_connections=FLOOD, max_keepalive_connections=FLOOD)
+        async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+            await asyncio.gather(*(client.get("/api/session") for _ in range(FLOOD)))
+            responses = await asyncio.gather(
+                *(
+                    client.post(
+                        "/api/session",
+                        json={"username": f"stranger{n}", "password": f"guess-{n}-guess"},
+                    )
+                    for n in range(FLOOD)
+                )
+            )
+        return [response.status_code for response in responses]
+
+    return run_in_own_loop(flood)
 
 
 def camera(client: httpx.Client) -> dict[str, Any]:
@@ -87,30 +111,14 @@ def test_fifty_anonymous_sign_ins_at_once(
 
     watcher = threading.Thread(target=watch_camera)
     watcher.start()
-
-    async def flood() -> list[int]:
-        # One connection per stranger, all opened first, then every request sent at once; one
-        # thread drives them, so the test's own work does not crowd the agent off the cores.
-        limits = httpx.Limits(max_connections=FLOOD, max_keepalive_connections=FLOOD)
-        async with httpx.AsyncClient(base_url=agent.url, timeout=120, limits=limits) as client:
-            await asyncio.gather(*(client.get("/api/session") for _ in range(FLOOD)))
-            responses = await asyncio.gather(
-                *(
-                    client.post(
-                        "/api/session",
-                        json={"username": f"stranger{n}", "password": f"guess-{n}-guess"},
-                    )
-                    for n in range(FLOOD)
-                )
-            )
-        return [response.status_code for response in responses]
-
-    answers = asyncio.run(flood())
-    # One more fps window after the last answer, so a stall at its end would show.
-    count_at_end = len(readings)
-    wait_until(lambda: len(readings) >= count_at_end + 9, 30, "readings after the flood")
-    flood_over.set()
-    watcher.join(30)
+    try:
+        answers = flood_the_agent(agent.url)
+        # One more fps window after the last answer, so a stall at its end would show.
+        count_at_end = len(readings)
+        wait_until(lambda: len(readings) >= count_at_end + 9, 30, "readings after the flood")
+    finally:
+        flood_over.set()
+        watcher.join(30)
 
     peak = status_bytes(pid, "VmHWM")
     rss_after = status_bytes(pid, "VmRSS")

@@ -23,6 +23,7 @@ from tests.fixtures.browser import (
     form_token,
     kiosk_config,
 )
+from tests.fixtures.loops import run_in_own_loop
 from tests.fixtures.passwords import CountingHasher
 from web_ui.app import create_app
 from web_ui.errors import TooManyAttemptsError
@@ -72,7 +73,7 @@ def send_together(
                 await asyncio.gather(*(http.post("/api/session", json=body) for body in bodies))
             )
 
-    return asyncio.run(flood())
+    return run_in_own_loop(flood)
 
 
 # -- the per-address window and the gate, alone ------------------------------------------------
@@ -148,7 +149,7 @@ def test_gate_refuses_at_once_when_full_and_never_runs_more_at_once() -> None:
         names.append(await gate.run(check))
         return names
 
-    names = asyncio.run(scenario())
+    names = run_in_own_loop(scenario)
     assert most == 2
     assert all(name.startswith("password-check") for name in names)
 
@@ -206,7 +207,7 @@ def test_a_full_gate_answers_429_at_once(tmp_path: Path) -> None:
             hasher.hold.set()  # type: ignore[union-attr]
             return await first, busy, form
 
-    first, busy, form = asyncio.run(scenario())
+    first, busy, form = run_in_own_loop(scenario)
     assert first.status_code == 401
     assert (busy.status_code, busy.json()["error"]["code"]) == (429, "auth.busy")
     assert busy.headers["retry-after"] == "1"
