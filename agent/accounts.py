@@ -271,8 +271,10 @@ class AccountStore:
         self._dummy_hash = _dummy_hash(self._hasher)
 
     @classmethod
-    def from_config(cls, database: Database, web: WebConfig) -> AccountStore:
-        store = cls(database)
+    def from_config(
+        cls, database: Database, web: WebConfig, *, audit: AuditLog | None = None
+    ) -> AccountStore:
+        store = cls(database, audit=audit)
         store.apply_policy(web)
         return store
 

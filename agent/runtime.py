@@ -63,7 +63,7 @@ class Runtime:
         self.media_dir = media_dir(data_dir)
         self.vault = Vault.load_or_create(data_dir / "secrets" / "personal-data.key")
         self.audit = AuditLog(self.database)
-        self.accounts = AccountStore.from_config(self.database, config.web)
+        self.accounts = AccountStore.from_config(self.database, config.web, audit=self.audit)
         self.events = EventStore(self.database, self.media_dir)
         self.alerts = AlertService(
             config, self.database, target=self, sealer=self.vault, audit=self.audit

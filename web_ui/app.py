@@ -22,7 +22,7 @@ from web_ui.security import (
     anonymous_csrf_is_valid,
     new_anonymous_csrf,
 )
-from web_ui.throttle import LoginThrottle
+from web_ui.throttle import LoginThrottle, PasswordCheckGate
 from web_ui.view_audit import ViewAuditThrottle
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -66,6 +66,7 @@ def create_app(context: WebContext) -> FastAPI:
     context.accounts.apply_policy(context.config.web)
     app.state.templates = build_templates()
     app.state.login_throttle = LoginThrottle()
+    app.state.password_gate = PasswordCheckGate(context.config.web.login_concurrency)
     app.state.camera_view_audit = ViewAuditThrottle()
     install_error_handlers(app)
     csrf_key = context.web_secret or secrets.token_bytes(32)

@@ -11,7 +11,7 @@ sign-ins grows the agent until the system kills it, cameras and alerts included.
 finds the gate full is refused at once (429), never queued. The checks run in the gate's own
 threads: glibc keeps a freed block under its mmap threshold in the arena of the thread that
 used it, so argon2 spread over the web server's 40 worker threads would leave up to 40 blocks
-resident (bench/argon2.py measures it), while two dedicated threads keep at most two.
+resident (bench/password_hashing.py measures it), while two dedicated threads keep at most two.
 """
 
 from __future__ import annotations

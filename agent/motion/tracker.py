@@ -41,7 +41,7 @@ class EventTransition:
     score: float
     boxes: tuple[Box, ...]
     zones: tuple[str, ...]
-    end_reason: str | None = None  # "quiet", "max_length", "disarmed"
+    end_reason: str | None = None  # "quiet", "max_length", "disarmed", "stopped"
     snapshot_path: str | None = None
     clip_path: str | None = None
 

@@ -55,11 +55,8 @@ def safe_next(target: str | None) -> str:
 
 
 def password_gate(request: Request) -> PasswordCheckGate:
-    """The app's one gate, made on first use (on the event loop, so only once)."""
-    gate: PasswordCheckGate | None = getattr(request.app.state, "password_gate", None)
-    if gate is None:
-        gate = PasswordCheckGate(web_context(request).config.web.login_concurrency)
-        request.app.state.password_gate = gate
+    """The app's one gate (made by the app factory)."""
+    gate: PasswordCheckGate = request.app.state.password_gate
     return gate
 
 

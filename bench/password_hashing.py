@@ -7,8 +7,8 @@ Each parameter set runs in a fresh interpreter, so its peak memory (VmHWM) is it
 what stays resident afterwards: glibc keeps freed blocks under its mmap threshold (32 MiB at
 most) in each thread's arena, so small hashes spread over many threads pile up.
 
-    .venv/bin/python bench/argon2.py                 # every parameter set, 5 hashes each
-    .venv/bin/python bench/argon2.py --rounds 10 --sets 1:47104:1 2:19456:1
+    .venv/bin/python bench/password_hashing.py                 # every parameter set, 5 hashes each
+    .venv/bin/python bench/password_hashing.py --rounds 10 --sets 1:47104:1 2:19456:1
 """
 
 from __future__ import annotations
@@ -27,12 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-# Run as a script, this file's folder comes first on the path and its name would hide the library.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _HERE]
-
-from argon2 import PasswordHasher  # noqa: E402
-from argon2.exceptions import VerifyMismatchError  # noqa: E402
+from argon2 import PasswordHasher
+from argon2.exceptions import VerifyMismatchError
 
 # (time_cost, memory_cost KiB, parallelism): argon2-cffi's default (RFC 9106's second
 # recommendation) and OWASP's equivalent-strength sets for a single lane.
