@@ -556,6 +556,16 @@ class HomestayService:
             ),
         )
 
+    def _record_with_sealed_birth(
+        self, personal: str, birth: str, check_in_date: str, id_type: str
+    ) -> tuple[dict[str, str], list[str]]:
+        """A pre-3 record opened, with its birth date moved inside: the opened fields, and the
+        new sealed token, age band and masked number."""
+        opened = self._open(personal)
+        opened["birth_date"] = birth
+        band = age_band(date.fromisoformat(birth), date.fromisoformat(check_in_date))
+        return opened, [self._seal(**opened), band, mask_document(id_type, opened["id_number"])]
+
     def _seal_birth_dates(self, db: sqlite_utils.Database) -> None:
         """Move every birth date into its sealed record and recompute the masks from the
         decrypted values: the old ones (first 3 and last 4 characters, county in the address)
@@ -566,37 +576,22 @@ class HomestayService:
             "SELECT id, personal, birth_date, check_in_date, id_type FROM guests"
         ).fetchall()
         for guest_id, personal, birth, check_in_date, id_type in guests:
-            opened = self._open(personal)
-            opened["birth_date"] = birth
-            band = age_band(date.fromisoformat(birth), date.fromisoformat(check_in_date))
+            opened, row = self._record_with_sealed_birth(personal, birth, check_in_date, id_type)
             db.execute(
                 "UPDATE guests SET personal = ?, age_band = ?, id_number_masked = ?,"
                 " address_masked = ? WHERE id = ?",
-                [
-                    self._seal(**opened),
-                    band,
-                    mask_document(id_type, opened["id_number"]),
-                    mask_address(opened["address"]),
-                    guest_id,
-                ],
+                [*row, mask_address(opened["address"]), guest_id],
             )
         companions = db.execute(
             "SELECT c.id, c.personal, c.birth_date, g.check_in_date, c.id_type"
             " FROM guest_companions c JOIN guests g ON g.id = c.guest_id"
         ).fetchall()
         for companion_id, personal, birth, check_in_date, id_type in companions:
-            opened = self._open(personal)
-            opened["birth_date"] = birth
-            band = age_band(date.fromisoformat(birth), date.fromisoformat(check_in_date))
+            _, row = self._record_with_sealed_birth(personal, birth, check_in_date, id_type)
             db.execute(
                 "UPDATE guest_companions SET personal = ?, age_band = ?, id_number_masked = ?"
                 " WHERE id = ?",
-                [
-                    self._seal(**opened),
-                    band,
-                    mask_document(id_type, opened["id_number"]),
-                    companion_id,
-                ],
+                [*row, companion_id],
             )
         # The database runs with secure_delete, so the rewritten rows leave zeros behind.
         for table in ("guests", "guest_companions"):

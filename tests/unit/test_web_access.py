@@ -18,7 +18,13 @@ from tests.fixtures.browser import (
     kiosk_config,
 )
 from web_ui.app import create_app
-from web_ui.security import ANONYMOUS, CSRF_HEADER, SESSION_COOKIE
+from web_ui.security import (
+    ANONYMOUS,
+    CSRF_COOKIE,
+    CSRF_HEADER,
+    SESSION_COOKIE,
+    new_anonymous_csrf,
+)
 from web_ui.throttle import LoginThrottle
 
 A, H, P, AD, F = ANONYMOUS, "host", "police", "admin", "family"
@@ -174,6 +180,50 @@ def test_sign_in_form_needs_the_visitor_csrf_token(web_app: App) -> None:
     signed_in = client.post("/login", data={**credentials, "csrf_token": form_token(page.text)})
     assert signed_in.status_code == 303
     assert client.get("/api/session").json()["username"] == USERS[P]
+
+
+def test_a_planted_visitor_csrf_cookie_is_not_accepted(web_app: App) -> None:
+    """Login CSRF: someone who can set a cookie for the kiosk's host (another port of it, a
+    shared parent domain) plants a token and posts a form with the same value. Only tokens the
+    kiosk signed count; a planted one is replaced, and the form with it is refused."""
+    client = TestClient(web_app.asgi, follow_redirects=False)
+    planted = "attacker-chosen-token-attacker-chosen"
+    client.cookies.set(CSRF_COOKIE, planted)
+    page = client.get("/login")
+    assert form_token(page.text) != planted, "the kiosk issued its own signed token"
+    assert page.cookies.get(CSRF_COOKIE) not in (None, planted)
+    client.cookies.clear()
+    client.cookies.set(CSRF_COOKIE, planted)
+    credentials = {"username": USERS[P], "password": PASSWORD, "csrf_token": planted}
+    assert client.post("/login", data=credentials).status_code == 403
+    assert client.get("/api/session").json()["role"] == ANONYMOUS
+    # A token signed by another kiosk (another key) is planted just the same.
+    other = new_anonymous_csrf(b"k" * 32)
+    client.cookies.clear()
+    client.cookies.set(CSRF_COOKIE, other)
+    assert client.post("/login", data={**credentials, "csrf_token": other}).status_code == 403
+
+
+def test_state_changes_started_by_another_site_are_refused(web_app: App) -> None:
+    """Even with the right token (a page that learned it), a POST that another site's page
+    made is refused: the browser says so in Sec-Fetch-Site, or in Origin."""
+    host = web_app.session_client(H)
+    page = host.get("/host/homestays")
+    token = form_token(page.text)
+    checkout = f"/host/guests/{web_app.guest_id}/checkout"
+    for headers in (
+        {"sec-fetch-site": "cross-site"},
+        {"sec-fetch-site": "same-site"},  # another port of the kiosk's own host
+        {"origin": "http://evil.example"},
+        {"referer": "http://127.0.0.1:9999/trap.html"},
+    ):
+        refused = host.post(checkout, data={"csrf_token": token}, headers=headers)
+        assert refused.status_code == 403, headers
+    assert web_app.parts.context.homestays.search(active_only=True), "the guest is still in"
+    done = host.post(
+        checkout, data={"csrf_token": token}, headers={"sec-fetch-site": "same-origin"}
+    )
+    assert done.status_code == 303
 
 
 def test_json_api_with_session_cookie_needs_csrf_header(web_app: App) -> None:
