@@ -9,6 +9,7 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.fixtures.agent import AgentProcess
@@ -140,3 +141,39 @@ def test_files_are_for_the_agent_alone(agent: AgentProcess) -> None:
     for path in files:
         mode = stat.S_IMODE(path.lstat().st_mode)
         assert mode & 0o077 == 0, f"{path.relative_to(agent.data_dir)} is {mode:04o}"
+
+
+def _failed_sign_ins(agent: AgentProcess, count: int, forwarded: bool) -> list[int]:
+    """``count`` sign-ins with unknown names, each claiming another client address."""
+    statuses = []
+    with httpx.Client(base_url=agent.url, timeout=30) as client:
+        token = client.get("/api/session").json()["csrf_token"]
+        for index in range(count):
+            headers = {"X-CSRF-Token": token}
+            if forwarded:
+                headers["X-Forwarded-For"] = f"198.51.100.{index % 250 + 1}"
+            response = client.post(
+                "/api/session",
+                json={"username": f"nobody{index}", "password": "not-the-password-1"},
+                headers=headers,
+            )
+            statuses.append(response.status_code)
+    return statuses
+
+
+def test_forwarded_addresses_count_only_from_a_configured_proxy(
+    agent_factory: Callable[..., AgentProcess],
+) -> None:
+    """A client that names its own address in X-Forwarded-For must not get a fresh sign-in
+    window per name; a TLS proxy on the Pi that is configured as such does pass the address."""
+    direct = agent_factory({"device": {"id": "direct"}}, name="direct")
+    direct.start()
+    statuses = _failed_sign_ins(direct, 31, forwarded=True)
+    assert statuses[:30] == [401] * 30
+    assert statuses[30] == 429, "the forged addresses were believed"
+
+    proxied = agent_factory(
+        {"device": {"id": "proxied"}, "web": {"trusted_proxies": ["127.0.0.1"]}}, name="proxied"
+    )
+    proxied.start()
+    assert _failed_sign_ins(proxied, 31, forwarded=True) == [401] * 31
