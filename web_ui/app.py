@@ -37,9 +37,7 @@ _SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
     # No page of the kiosk uses these devices yet; live video and calls will ask for them.
-    "Permissions-Policy": (
-        "camera=(), microphone=(), geolocation=(), payment=(), usb=(), interest-cohort=()"
-    ),
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
     # Another site's window keeps no handle on ours, and may not embed our pictures.
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Resource-Policy": "same-origin",
