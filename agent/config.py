@@ -243,9 +243,16 @@ class WebConfig(_Section):
     allowed_hosts: list[str] = Field(default_factory=list)
     # Addresses of reverse proxies whose X-Forwarded-For is believed (TLS in front of the UI).
     trusted_proxies: list[str] = Field(default_factory=list)
+    # Serve HTTPS: phones need a secure origin for camera and microphone. Without tls_cert and
+    # tls_key the agent makes a self-signed certificate in <data_dir>/secrets at first start.
+    https: bool = False
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
 
     @model_validator(mode="after")
     def _check_reachable_names(self) -> WebConfig:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key must be given together")
         if self.host in ("0.0.0.0", "::") and not self.allowed_hosts:
             raise ValueError(
                 "allowed_hosts must list the names and addresses visitors use to reach the kiosk "
@@ -257,6 +264,71 @@ class WebConfig(_Section):
             except ValueError as exc:
                 raise ValueError(f"trusted_proxies: {proxy!r} is not an address") from exc
         return self
+
+
+class IceServer(_Section):
+    """A STUN or TURN server for WebRTC (phones behind 4G NAT need TURN: docs/LIVE.md)."""
+
+    urls: Annotated[list[str], Field(min_length=1, max_length=8)]
+    username: str = ""
+    # The TURN password is read from a file, like the MQTT one, so it stays out of the config.
+    credential_file: Path | None = None
+
+    @field_validator("urls")
+    @classmethod
+    def _check_urls(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            if not re.match(r"^(stun|stuns|turn|turns):[^\s]+$", url):
+                raise ValueError(f"{url!r} must start with stun:, stuns:, turn: or turns:")
+        return urls
+
+
+class ViewerCaps(_Section):
+    """The most a live viewer may get: what a page picks for a 4G phone or the station's PC."""
+
+    width: Annotated[int, _between(160, 1920)]
+    height: Annotated[int, _between(120, 1080)]
+    fps: Annotated[float, _between(1, 30)]
+    bitrate_kbps: Annotated[int, _between(50, 8000)]
+
+
+def _default_tiers() -> dict[str, ViewerCaps]:
+    return {
+        "high": ViewerCaps(width=1280, height=720, fps=15, bitrate_kbps=1500),
+        "low": ViewerCaps(width=640, height=360, fps=10, bitrate_kbps=400),
+    }
+
+
+class RtcConfig(_Section):
+    """Live video and family calls (WebRTC through aiortc); the agent is every peer's hub."""
+
+    enabled: bool = True
+    # No public STUN by default: on the village network every browser reaches the agent
+    # directly, and a phone outside needs the county's TURN server anyway.
+    ice_servers: list[IceServer] = Field(default_factory=list, max_length=8)
+    # Quality tiers a page may ask for; each tier of a camera costs one encoder however many watch.
+    tiers: dict[str, ViewerCaps] = Field(default_factory=_default_tiers)
+    max_viewers_per_camera: Annotated[int, _between(1, 32)] = 4
+    max_viewers: Annotated[int, _between(1, 64)] = 8
+    max_calls: Annotated[int, _between(0, 4)] = 1
+    # A peer that has not connected by then is closed; one silent this long (a phone that lost
+    # signal) is dropped; no live view or call lasts longer than its limit.
+    connect_timeout_seconds: Annotated[float, _between(3, 120)] = 15.0
+    silence_timeout_seconds: Annotated[float, _between(3, 120)] = 10.0
+    max_view_minutes: Annotated[float, _between(1, 720)] = 30.0
+    max_call_minutes: Annotated[float, _between(1, 720)] = 60.0
+    # Seconds a ringing call waits for an answer before it counts as missed.
+    ring_seconds: Annotated[float, _between(5, 300)] = 45.0
+
+    @field_validator("tiers")
+    @classmethod
+    def _check_tiers(cls, tiers: dict[str, ViewerCaps]) -> dict[str, ViewerCaps]:
+        if not tiers:
+            raise ValueError("at least one tier is needed")
+        for name in tiers:
+            if not re.match(_IDENTIFIER, name):
+                raise ValueError(f"tier name {name!r}: lowercase letters, digits, - and _")
+        return tiers
 
 
 class StorageConfig(_Section):
@@ -273,6 +345,7 @@ class AgentConfig(_Section):
     mqtt: MqttConfig = MqttConfig()
     web: WebConfig = WebConfig()
     storage: StorageConfig = StorageConfig()
+    rtc: RtcConfig = RtcConfig()
 
     @field_validator("cameras")
     @classmethod
