@@ -35,6 +35,8 @@ from agent.store.database import Database
 from agent.store.events import EventStore
 from agent.store.media import database_path, media_dir
 from agent.store.retention import apply_retention
+from agent.tls import TlsFiles, prepare_tls
+from agent.village.family import FamilyService
 from agent.village.homestay import HomestayService
 from agent.watch import CameraWatch
 
@@ -76,6 +78,17 @@ class Runtime:
             self.alerts.enqueue_report,
             guest_retention_days=config.storage.guest_retention_days,
         )
+        self.family = FamilyService(
+            self.database,
+            self.audit,
+            self.accounts,
+            camera_ids=[camera.id for camera in config.cameras],
+        )
+        # HTTPS: the configured certificate checked, or the kiosk's own made or reused; a bad
+        # one stops the start here with one clear error.
+        self.tls: TlsFiles | None = None
+        if config.web.enabled and config.web.https:
+            self.tls = prepare_tls(config.web, data_dir / "secrets")
         self.watches: dict[str, CameraWatch] = {}
         self.cameras: dict[str, CameraWorker] = {}
         self.pictures: dict[str, CameraPictures] = {}
@@ -236,8 +249,12 @@ class Runtime:
         housekeeping = asyncio.create_task(self._housekeeping())
         server_task: asyncio.Task[None] | None = None
         if listener is not None:
+            web_config = self.config
+            if self.tls is not None:  # cookies only over HTTPS when the UI speaks HTTPS
+                web = self.config.web.model_copy(update={"secure_cookies": True})
+                web_config = self.config.model_copy(update={"web": web})
             context = WebContext(
-                config=self.config,
+                config=web_config,
                 database=self.database,
                 cameras=self.cameras,
                 homestays=self.homestays,
@@ -246,6 +263,7 @@ class Runtime:
                 health=self.health,
                 pictures=self.pictures,
                 web_secret=self.vault.derive_key("web csrf"),
+                family=self.family,
             )
             server_config = uvicorn.Config(
                 create_app(context),
@@ -258,11 +276,14 @@ class Runtime:
                 proxy_headers=bool(self.config.web.trusted_proxies),
                 forwarded_allow_ips=list(self.config.web.trusted_proxies) or None,
                 lifespan="on",
+                ssl_certfile=str(self.tls.cert) if self.tls else None,
+                ssl_keyfile=str(self.tls.key) if self.tls else None,
             )
             self._server = _EmbeddedServer(server_config)
             server_task = asyncio.create_task(self._server.serve(sockets=[listener]))
             port = listener.getsockname()[1]
-            url = f"http://{self.config.web.host}:{port}/"
+            scheme = "https" if self.tls else "http"
+            url = f"{scheme}://{self.config.web.host}:{port}/"
             log.info("web UI at %s", url)
             print(f"Web UI: {url}", flush=True)  # the demo command shows where to look
         self._notifier.notify("READY=1")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -14,6 +14,7 @@ from agent.audit import AuditLog
 from agent.camera.pictures import CameraPictures
 from agent.config import AgentConfig
 from agent.store.database import Database
+from agent.village.family import FamilyService
 from agent.village.homestay import HomestayService
 
 
@@ -83,3 +84,13 @@ class WebContext:
     # Signs the visitors' CSRF tokens; the runtime derives it from the vault key so tokens
     # survive a restart. Empty: a random key for this process.
     web_secret: bytes = b""
+    # Households and family links (亲情通): which family account may watch which cameras. Built
+    # from the parts above (with the configured cameras) when not given.
+    family: FamilyService = cast("FamilyService", None)
+
+    def __post_init__(self) -> None:
+        if self.family is None:
+            camera_ids = {camera.id for camera in self.config.cameras} | set(self.cameras)
+            self.family = FamilyService(
+                self.database, self.audit, self.accounts, camera_ids=camera_ids
+            )
