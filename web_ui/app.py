@@ -15,7 +15,7 @@ from web_ui.errors import install_error_handlers
 from web_ui.gate import TrustedHosts, allowed_host_names
 from web_ui.i18n import LANGUAGE_COOKIE, pick_language
 from web_ui.rendering import build_templates
-from web_ui.routes import api, auth, homestays, police, status
+from web_ui.routes import api, auth, family, homestays, live, police, status
 from web_ui.security import (
     CSRF_COOKIE,
     access_table,
@@ -36,8 +36,10 @@ _SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
-    # No page of the kiosk uses these devices yet; live video and calls will ask for them.
-    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
+    # Calls use the camera and microphone of this origin's pages only; nothing else is needed.
+    "Permissions-Policy": (
+        "camera=(self), microphone=(self), geolocation=(), payment=(), usb=()"
+    ),
     # Another site's window keeps no handle on ours, and may not embed our pictures.
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Resource-Policy": "same-origin",
@@ -107,6 +109,8 @@ def create_app(context: WebContext) -> FastAPI:
         ("", auth.router),
         ("", homestays.router),
         ("", police.router),
+        ("", family.router),
+        ("", live.router),
         ("/api", api.router),
     ]
     # Built first: it refuses a route without exactly one role guard.

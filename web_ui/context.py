@@ -13,6 +13,7 @@ from agent.accounts import AccountStore
 from agent.audit import AuditLog
 from agent.camera.pictures import CameraPictures
 from agent.config import AgentConfig
+from agent.rtc.views import LiveViews
 from agent.store.database import Database
 from agent.village.family import FamilyService
 from agent.village.homestay import HomestayService
@@ -81,6 +82,10 @@ class WebContext:
     health: Callable[[], dict[str, object]]
     # Every picture the UI shows comes from here, masked the way snapshots and clips are.
     pictures: Mapping[str, CameraPictures] = field(default_factory=dict)
+    # Live video (WebRTC and its MJPEG fallback); None when [rtc] is disabled.
+    live: LiveViews | None = None
+    # The start time of each camera's latest motion event, for the patrol page.
+    last_events: Callable[[], dict[str, float]] | None = None
     # Signs the visitors' CSRF tokens; the runtime derives it from the vault key so tokens
     # survive a restart. Empty: a random key for this process.
     web_secret: bytes = b""

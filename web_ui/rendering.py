@@ -14,25 +14,29 @@ from starlette.responses import Response
 
 from agent.accounts import Role
 from web_ui.i18n import LANGUAGES, Translator
+from web_ui.live_page import live_page_settings, live_page_texts
 from web_ui.security import CSRF_FIELD, Principal
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 
 # What each role sees in the navigation bar: (path, catalog key).
 _NAV: dict[str | None, list[tuple[str, str]]] = {
-    None: [("/", "nav.status"), ("/login", "nav.login")],
+    None: [("/", "nav.status"), ("/family/join", "nav.family_join"), ("/login", "nav.login")],
     Role.HOST: [("/", "nav.status"), ("/host/homestays", "nav.homestays")],
     Role.ADMIN: [
         ("/", "nav.status"),
+        ("/police/patrol", "nav.patrol"),
         ("/admin/homestays", "nav.admin_homestays"),
+        ("/admin/households", "nav.households"),
         ("/police/audit", "nav.audit"),
     ],
     Role.POLICE: [
         ("/", "nav.status"),
+        ("/police/patrol", "nav.patrol"),
         ("/police/registrations", "nav.registrations"),
         ("/police/audit", "nav.audit"),
     ],
-    Role.FAMILY: [("/", "nav.status")],
+    Role.FAMILY: [("/", "nav.status"), ("/family", "nav.family")],
 }
 
 
@@ -116,6 +120,9 @@ def render(
             # Background refreshes stop after this long without input, so an open page does
             # not keep its session alive past the idle timeout.
             "session_idle_seconds": int(web.idle_minutes * 60) if principal.role else 0,
+            # Live players on this page (patrol, family): settings and texts for live.js.
+            "live_config": live_page_settings(request.app.state.context, principal.role),
+            "live_texts": live_page_texts(t),
             **context,
         },
         status_code=status_code,

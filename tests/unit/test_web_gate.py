@@ -85,7 +85,8 @@ def test_every_answer_carries_the_protective_headers(web_app: App) -> None:
         response = web_app.client.get(path)
         headers = response.headers
         assert headers["cache-control"] == "no-store", path
-        assert "camera=()" in headers["permissions-policy"], path
+        assert "camera=(self)" in headers["permissions-policy"], path
+        assert "geolocation=()" in headers["permissions-policy"], path
         assert headers["cross-origin-opener-policy"] == "same-origin", path
         assert headers["cross-origin-resource-policy"] == "same-origin", path
         assert "frame-ancestors 'none'" in headers["content-security-policy"], path
