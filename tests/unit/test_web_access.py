@@ -73,6 +73,22 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/guests.csv"): {P},
     ("GET", "/api/guests/{guest_id}"): {P},
     ("GET", "/api/audit"): {P, AD},
+    # Family link: the kiosk pages are public but answer 404 anywhere but the kiosk's screen.
+    ("GET", "/kiosk/family"): EVERYONE,
+    ("GET", "/kiosk/family/{household_id}"): EVERYONE,
+    ("POST", "/kiosk/family/{household_id}/invite"): EVERYONE,
+    ("GET", "/family/join"): EVERYONE,
+    ("POST", "/family/join"): EVERYONE,
+    ("GET", "/family"): {F},
+    ("POST", "/family/households/{household_id}/leave"): {F},
+    ("GET", "/api/family/households"): {F},
+    ("GET", "/admin/households"): {AD},
+    ("POST", "/admin/households"): {AD},
+    ("GET", "/admin/households/{household_id}"): {AD},
+    ("POST", "/admin/households/{household_id}"): {AD},
+    ("POST", "/admin/households/{household_id}/pin"): {AD},
+    ("POST", "/admin/households/{household_id}/members/{username}/remove"): {AD},
+    ("POST", "/admin/households/{household_id}/delete"): {AD},
 }
 
 
