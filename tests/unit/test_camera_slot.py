@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import tracemalloc
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 from agent.camera.slot import FrameSlot
+from tests.fixtures.loops import run_in_own_loop
 
 
 def _image(value: int, size: int = 8) -> np.ndarray:
@@ -89,3 +91,61 @@ def test_memory_stays_bounded_when_nobody_reads() -> None:
     # A queue would hold 2000 more frames (about 24 MB); the slot holds one.
     assert after - settled < 4 * frame_bytes
     assert slot.latest() is not None and slot.latest().seq == 2050  # type: ignore[union-attr]
+
+
+# -- waiting from a coroutine: no thread per reader --------------------------------------------
+
+
+def test_next_frame_returns_at_once_when_a_newer_frame_exists() -> None:
+    slot = FrameSlot()
+    slot.put(_image(1), ts=1.0)
+    slot.put(_image(2), ts=2.0)
+
+    async def read() -> int:
+        return (await slot.next_frame(0)).seq
+
+    assert run_in_own_loop(read) == 2
+    assert slot.waiting() == 0
+
+
+def test_next_frame_wakes_when_the_capture_thread_puts() -> None:
+    slot = FrameSlot()
+    slot.put(_image(1), ts=1.0)
+
+    async def read() -> list[int]:
+        readers = [asyncio.create_task(slot.next_frame(1)) for _ in range(3)]
+        while slot.waiting() < 3:
+            await asyncio.sleep(0.001)
+        putter = threading.Thread(target=slot.put, args=(_image(2), 2.0))
+        putter.start()
+        frames = await asyncio.gather(*readers)
+        putter.join()
+        return [frame.seq for frame in frames]
+
+    assert run_in_own_loop(read) == [2, 2, 2]
+    assert slot.waiting() == 0
+
+
+def test_a_cancelled_wait_leaves_no_waiter_behind() -> None:
+    slot = FrameSlot()
+
+    async def give_up() -> None:
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.01):
+                await slot.next_frame(0)
+
+    run_in_own_loop(give_up)
+    assert slot.waiting() == 0
+    slot.put(_image(1), ts=1.0)  # nothing to wake, nothing to fail
+
+
+def test_a_waiter_whose_loop_has_closed_does_not_break_put() -> None:
+    slot = FrameSlot()
+    loop = asyncio.new_event_loop()
+    waiter = loop.create_task(slot.next_frame(0))
+    loop.run_until_complete(asyncio.sleep(0))  # the waiter registers, then its loop goes away
+    loop.close()
+    waiter._log_destroy_pending = False  # type: ignore[attr-defined]  # abandoned on purpose
+    assert slot.waiting() == 1
+    frame = slot.put(_image(1), ts=1.0)
+    assert frame.seq == 1 and slot.waiting() == 0
