@@ -71,6 +71,10 @@ class CameraLike(Protocol):
     def status(self) -> CameraStatusLike: ...
 
 
+# WebContext.family's default: replaced in __post_init__ by a service built from the context.
+_FAMILY_FROM_PARTS = cast("FamilyService", None)
+
+
 @dataclass
 class WebContext:
     config: AgentConfig
@@ -91,7 +95,7 @@ class WebContext:
     web_secret: bytes = b""
     # Households and family links (亲情通): which family account may watch which cameras. Built
     # from the parts above (with the configured cameras) when not given.
-    family: FamilyService = cast("FamilyService", None)
+    family: FamilyService = _FAMILY_FROM_PARTS
 
     def __post_init__(self) -> None:
         if self.family is None:

@@ -11,7 +11,9 @@ from fastapi.testclient import TestClient
 from agent.village.family import ERROR_MESSAGES, Household
 from tests.fixtures.browser import (
     PASSWORD,
+    USERS,
     App,
+    StillCamera,
     build_web_context,
     form_token,
     kiosk_config,
@@ -322,3 +324,22 @@ def test_phone_link_names_the_kiosk_as_phones_reach_it(tmp_path: Path) -> None:
         assert phone_base_url(context, request) == expected, web
         assert join_link(context, request, "ABCD2345") == expected + "/family/join?code=ABCD2345"
         context.database.close()
+
+
+def test_a_web_context_without_a_family_service_builds_one(tmp_path: Path) -> None:
+    from web_ui.context import WebContext
+
+    parts = build_web_context(tmp_path, {"square": StillCamera("square")})
+    context = parts.context
+    bare = WebContext(
+        config=context.config,
+        database=context.database,
+        cameras=context.cameras,
+        homestays=context.homestays,
+        audit=context.audit,
+        accounts=context.accounts,
+        health=context.health,
+    )
+    assert bare.family is not None and bare.family.camera_ids == {"square"}
+    assert bare.family.cameras_for(USERS["family"]) == frozenset()
+    context.database.close()
