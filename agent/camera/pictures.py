@@ -1,14 +1,16 @@
 """The pictures of a camera that leave the agent, all made one way.
 
-Event snapshots, clips, the remote snapshot command and the web UI (and live video later) take
-their pictures through here: the camera's privacy masks blacked out by its one
-``PrivacyMasker`` (agent.motion.regions), and a still encoded by one JPEG encoder. A second
-way of masking drifts from the first: one did, and left a one-pixel rim of the masked area
-visible in the web snapshots.
+Event snapshots, clips, the remote snapshot command, the web UI and live video take their
+pictures through here: the camera's privacy masks blacked out by its one ``PrivacyMasker``
+(agent.motion.regions), and a still encoded by one JPEG encoder. A second way of masking drifts
+from the first: one did, and left a one-pixel rim of the masked area visible in the web
+snapshots. Live video (every encoder tier and the MJPEG fallback) shares one masked copy per
+frame, so masking costs once per frame however many read it.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -64,12 +66,32 @@ def still_picture(frame: FrameLike, masker: PrivacyMasker) -> Picture:
 
 
 class CameraPictures:
-    """The latest masked still of one camera, for readers outside the frame path (web UI)."""
+    """The masked pictures of one camera for readers outside the frame path (web UI, live)."""
 
     def __init__(self, slot: SlotLike, masker: PrivacyMasker) -> None:
         self._slot = slot
         self.masker = masker
+        self._lock = threading.Lock()
+        self._masked: tuple[int, Image] | None = None  # seq, masked image (read-only)
 
     def latest(self) -> Picture | None:
         frame = self._slot.latest()
         return None if frame is None else still_picture(frame, self.masker)
+
+    def masked(self, frame: FrameLike) -> Image:
+        """``frame``'s image with the privacy masks blacked out, read-only and shared: the live
+        encoders of every tier and the MJPEG stills of one frame get the same copy. A camera
+        without masks gives its frame's own (read-only) image, with no copy at all."""
+        if not self.masker.active:
+            return frame.image
+        with self._lock:
+            if self._masked is not None and self._masked[0] == frame.seq:
+                return self._masked[1]
+            image = self.masker.apply(frame.image)
+            image.flags.writeable = False
+            self._masked = (frame.seq, image)
+            return image
+
+    def still(self, frame: FrameLike) -> Picture:
+        """A masked JPEG of ``frame`` through the shared masked copy (MJPEG live fallback)."""
+        return Picture(jpeg=encode_jpeg(self.masked(frame)), seq=frame.seq, ts=frame.ts)
