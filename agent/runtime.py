@@ -31,6 +31,7 @@ from agent.errors import CameraError, KioskError, ValidationError
 from agent.health import SystemdNotifier, system_health
 from agent.motion.regions import PrivacyMasker
 from agent.privacy import Vault
+from agent.rtc.video import LiveCamera, VideoHub
 from agent.store.database import Database
 from agent.store.events import EventStore
 from agent.store.media import database_path, media_dir
@@ -109,6 +110,10 @@ class Runtime:
             )
             self.cameras[camera.id] = worker
             self.pictures[camera.id] = CameraPictures(worker.slot, masker)
+        self.video = VideoHub(
+            config.rtc,
+            [LiveCamera(c, self.cameras[c.id].slot, self.pictures[c.id]) for c in config.cameras],
+        )
         self._server: _EmbeddedServer | None = None
         self._housekeeping_lock = threading.Lock()
         self._notifier = SystemdNotifier()
@@ -189,6 +194,8 @@ class Runtime:
             worker.start()
 
     def stop(self) -> None:
+        # Live viewers end first: their encoders and relays read the cameras stopped below.
+        self.video.stop()
         # Cameras stop side by side: a thread blocked in an RTSP open or read returns only within
         # its own timeouts, and four of those in a row would outlast systemd's stop timeout.
         with ThreadPoolExecutor(max_workers=max(1, len(self.cameras))) as pool:

@@ -108,6 +108,7 @@ class VideoHub:
         self._tasks: set[asyncio.Task[None]] = set()
         self._streams: dict[str, StreamInfo] = {}  # what each relayed camera was found to send
         self._relay_barred_until: dict[str, float] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop of the first track
         self._closed = False
 
     # -- the interface the web layer uses -------------------------------------------------------
@@ -120,6 +121,7 @@ class VideoHub:
         caps = self._tiers[tier]
         if self._closed:
             raise KioskError("live video has stopped")
+        self._loop = asyncio.get_running_loop()
         track = PacketTrack(camera_id, tier, max_queue=math.ceil(caps.fps * _QUEUE_SECONDS))
         self._producer_for(camera, tier).fanout.add(track)
         return track
@@ -177,6 +179,21 @@ class VideoHub:
                 track.stop()
             self._stop(producer)
         await self.wait_idle()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """``close()`` from another thread than the loop's (the runtime stops in a worker
+        thread while the loop still runs). With that loop gone, the producers' threads are
+        stopped and joined directly."""
+        loop = self._loop
+        if loop is not None and loop.is_running() and not _in_loop(loop):
+            asyncio.run_coroutine_threadsafe(self.close(), loop).result(timeout)
+            return
+        self._closed = True
+        workers = [p.worker for p in (*self._producers.values(), *self._fanouts.values())]
+        for worker in workers:
+            worker.stop()
+        for worker in workers:
+            worker.join(timeout)
 
     # -- producers --------------------------------------------------------------------------------
 
@@ -333,6 +350,13 @@ async def _stills(camera: LiveCamera, interval: float) -> AsyncIterator[bytes]:
         next_due = max(next_due + interval, time.monotonic() + interval * 0.75)
         picture = await asyncio.to_thread(camera.pictures.still, frame)
         yield picture.jpeg
+
+
+def _in_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

@@ -21,6 +21,7 @@ from aiortc.mediastreams import MediaStreamError
 from agent.camera.pictures import CameraPictures
 from agent.camera.slot import FrameSlot
 from agent.config import CameraConfig, RtcConfig, ViewerCaps
+from agent.errors import KioskError
 from agent.motion.regions import PrivacyMasker
 from agent.rtc.encoder import fit_size
 from agent.rtc.fanout import PacketTrack
@@ -491,3 +492,40 @@ def test_an_unreachable_relay_moves_its_viewers_to_the_encoder(
             await hub.close()
 
     _run(scenario)
+
+
+# -- stopping with the agent ----------------------------------------------------------------------
+
+
+def test_the_runtime_stops_the_hub_from_its_worker_thread(
+    cameras: Callable[..., FedCamera],
+) -> None:
+    camera = cameras()
+
+    async def scenario() -> None:
+        hub = _hub(camera, linger_seconds=30.0)
+        track = hub.track("yard", "half")
+        await asyncio.wait_for(track.recv(), 30)
+        await asyncio.to_thread(hub.stop)  # as Runtime.stop runs, beside the running loop
+        assert track.readyState == "ended"
+        assert not _threads("rtc-")
+        with pytest.raises(KioskError):
+            hub.track("yard", "half")
+
+    _run(scenario)
+
+
+def test_a_hub_whose_loop_has_ended_still_stops_its_threads(
+    cameras: Callable[..., FedCamera],
+) -> None:
+    camera = cameras()
+    hub = _hub(camera)
+
+    async def abandon() -> None:
+        track = hub.track("yard", "half")
+        await asyncio.wait_for(track.recv(), 30)
+
+    run_in_own_loop(abandon)
+    assert _threads("rtc-encode-")
+    hub.stop()
+    assert not _threads("rtc-")
