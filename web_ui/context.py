@@ -13,6 +13,7 @@ from agent.accounts import AccountStore
 from agent.audit import AuditLog
 from agent.camera.pictures import CameraPictures
 from agent.config import AgentConfig
+from agent.rtc.calls import CallService
 from agent.rtc.views import LiveViews
 from agent.store.database import Database
 from agent.village.family import FamilyService
@@ -96,6 +97,8 @@ class WebContext:
     # Households and family links (亲情通): which family account may watch which cameras. Built
     # from the parts above (with the configured cameras) when not given.
     family: FamilyService = _FAMILY_FROM_PARTS
+    # Family video calls between the kiosk screen and phones; None when calls are off.
+    calls: CallService | None = None
 
     def __post_init__(self) -> None:
         if self.family is None:
