@@ -31,7 +31,9 @@ from agent.errors import CameraError, KioskError, ValidationError
 from agent.health import SystemdNotifier, system_health
 from agent.motion.regions import PrivacyMasker
 from agent.privacy import Vault
+from agent.rtc.peers import PeerSessions, ice_servers
 from agent.rtc.video import LiveCamera, VideoHub
+from agent.rtc.views import LiveViews
 from agent.store.database import Database
 from agent.store.events import EventStore
 from agent.store.media import database_path, media_dir
@@ -114,6 +116,15 @@ class Runtime:
             config.rtc,
             [LiveCamera(c, self.cameras[c.id].slot, self.pictures[c.id]) for c in config.cameras],
         )
+        # Every browser's peer connection (live views and calls) is held here, one registry
+        # for the limits and for closing them all at stop.
+        self.peers = PeerSessions(config.rtc, servers=ice_servers(config.rtc.ice_servers))
+        camera_ids = frozenset(self.cameras)
+        self.live: LiveViews | None = (
+            LiveViews(self.peers, self.video, self.audit, config.rtc, cameras=lambda: camera_ids)
+            if config.rtc.enabled
+            else None
+        )
         self._server: _EmbeddedServer | None = None
         self._housekeeping_lock = threading.Lock()
         self._notifier = SystemdNotifier()
@@ -185,6 +196,15 @@ class Runtime:
                 "system": system_health(self.config.device.data_dir),
             },
         }
+
+    def last_events(self) -> dict[str, float]:
+        """When each camera's latest motion event started, for the patrol page."""
+        latest: dict[str, float] = {}
+        for camera_id in self.cameras:
+            events = self.events.recent(camera_id, limit=1)
+            if events:
+                latest[camera_id] = events[0].started_at
+        return latest
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -271,6 +291,8 @@ class Runtime:
                 pictures=self.pictures,
                 web_secret=self.vault.derive_key("web csrf"),
                 family=self.family,
+                live=self.live,
+                last_events=self.last_events,
             )
             server_config = uvicorn.Config(
                 create_app(context),
@@ -301,6 +323,8 @@ class Runtime:
             if task is not stop_waiter and not task.cancelled() and task.exception() is not None:
                 log.error("agent part failed, stopping: %r", task.exception())
         self._notifier.notify("STOPPING=1")
+        # Peers end on the loop that runs them, before the hub and the cameras stop.
+        await self.peers.close_all()
         if self._server is not None:
             # A graceful uvicorn shutdown closes open connections within its own timeout.
             self._server.should_exit = True

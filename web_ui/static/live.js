@@ -81,8 +81,8 @@
   }
 
   function sendStop(session) {
-    if (!session) { return; }
-    fetch("/api/live/sessions/" + encodeURIComponent(session), {
+    if (!session) { return Promise.resolve(); }
+    return fetch("/api/live/sessions/" + encodeURIComponent(session), {
       method: "DELETE", credentials: "same-origin", keepalive: true,
       headers: { "X-CSRF-Token": csrfToken() }
     }).catch(function () { /* the agent drops a silent viewer by itself */ });
@@ -93,8 +93,13 @@
     if (!player) { return; }
     delete players[camera];
     clearTimeout(player.timer);
-    if (player.pc) { player.pc.close(); }
-    sendStop(player.session);
+    // The agent hears "stop" before the connection closes, so the view ends as a hang-up.
+    var pc = player.pc;
+    var closing = setTimeout(function () { if (pc) { pc.close(); } }, 1000);
+    sendStop(player.session).then(function () {
+      clearTimeout(closing);
+      if (pc) { pc.close(); }
+    });
     var frame = player.container.querySelector(".live-frame");
     frame.innerHTML = "";
     showing(player.container, false);
