@@ -343,3 +343,26 @@ def test_a_web_context_without_a_family_service_builds_one(tmp_path: Path) -> No
     assert bare.family is not None and bare.family.camera_ids == {"square"}
     assert bare.family.cameras_for(USERS["family"]) == frozenset()
     context.database.close()
+
+
+def test_a_code_taken_while_the_account_is_made_leaves_no_account(
+    web_app: App, households: tuple[Household, Household], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    zhang, _ = households
+    code = make_invite(web_app, zhang.id)
+    family = web_app.parts.context.family
+    create_user = web_app.parts.context.accounts.create_user
+    other = signed_in(web_app, "zhang.mei")
+
+    def create_and_lose_the_race(*args: object, **kwargs: object) -> None:
+        create_user(*args, **kwargs)  # type: ignore[arg-type]
+        assert other.post("/family/join", data={"code": code}).status_code == 303
+
+    monkeypatch.setattr(web_app.parts.context.accounts, "create_user", create_and_lose_the_race)
+    phone = phone_client(web_app)
+    form = {"code": code, "username": "zhang.san", "password": PASSWORD}
+    late = phone.post("/family/join", data={**form, "password_again": PASSWORD})
+    assert late.status_code == 422 and "邀请码不对、已用过或已过期" in late.text
+    assert SESSION_COOKIE not in late.cookies
+    assert web_app.parts.context.accounts.get_user("zhang.san") is None
+    assert family.members_of(zhang.id) == ["zhang.mei"]

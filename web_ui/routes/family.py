@@ -363,23 +363,26 @@ async def join_submit(request: Request, principal: Annotated[Principal, public()
         )
     except ValidationError as exc:
         return refused(exc)
-    account = context.accounts.get_user(username)
-    assert account is not None
-    grant = await run_in_threadpool(
-        functools.partial(context.accounts.start_session, account, kiosk=is_kiosk_screen(request))
-    )
     try:
         await run_in_threadpool(
             functools.partial(
                 context.family.redeem, code, username, address=address, detail="new account"
             )
         )
-        target = "/family?done=linked"
-    except ValidationError:
-        # Another phone used the code a moment earlier: the account stays, signed in, and
-        # can take a new code.
-        target = "/family/join?failed=1"
-    response = RedirectResponse(target, status_code=303)
+    except ValidationError as exc:
+        # Another phone used the code a moment earlier: the account made for it goes again,
+        # so one code never leaves more than one account behind.
+        await run_in_threadpool(
+            functools.partial(context.accounts.delete_user, username, actor=username)
+        )
+        return refused(exc)
+    account = context.accounts.get_user(username)
+    if account is None:  # deleted by an admin within this moment
+        return refused(ValidationError("code", "code.invalid"))
+    grant = await run_in_threadpool(
+        functools.partial(context.accounts.start_session, account, kiosk=is_kiosk_screen(request))
+    )
+    response = RedirectResponse("/family?done=linked", status_code=303)
     _set_session_cookie(request, response, grant.token)
     return response
 
