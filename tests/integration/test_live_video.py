@@ -260,3 +260,38 @@ def test_the_relay_path_through_turn(
     assert pair == "relay", pair
     page.context.close()
     assert agent.stop() == 0
+
+
+def test_a_browser_without_webrtc_gets_the_stills_with_the_same_audit(
+    agent_factory: Callable[..., AgentProcess], chromium: Any
+) -> None:
+    agent = start_agent(agent_factory)
+    context = chromium.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+    context.set_default_timeout(TIMEOUT_MS)
+    # A browser (or a network) where WebRTC is not there at all.
+    context.add_init_script("delete window.RTCPeerConnection;")
+    page = context.new_page()
+    page.goto(f"{agent.url}/login?next=/police/patrol")
+    page.fill("#username", OFFICER)
+    page.fill("#password", PASSWORD)
+    page.click("form.form button[type=submit]")
+    page.wait_for_url(re.compile(r"/police/patrol$"))
+    page.click('[data-live-camera="yard"] [data-live-start]')
+    page.wait_for_function(
+        """() => { const img = document.querySelector('[data-live-camera="yard"] img.live-video');
+                   return img && img.complete && img.naturalWidth === 640; }"""
+    )
+    status = page.locator('[data-live-camera="yard"] [data-live-status]').inner_text()
+    assert "图片" in status, status  # the viewer is told why it is stills
+    starts = [r for r in audit_rows(agent, "camera.live") if r["actor"] == OFFICER]
+    assert [r["subject"] for r in starts] == ["camera:yard"]
+    assert starts[0]["detail"].endswith("mjpeg")
+    page.click('[data-live-camera="yard"] [data-live-stop]')
+    deadline = time.monotonic() + 20
+    ends: list[dict[str, Any]] = []
+    while not ends and time.monotonic() < deadline:
+        ends = [r for r in audit_rows(agent, "camera.live_end") if r["actor"] == OFFICER]
+        time.sleep(0.2)
+    assert ends and ends[0]["subject"] == "camera:yard"
+    context.close()
+    assert agent.stop() == 0

@@ -101,6 +101,12 @@
       if (pc) { pc.close(); }
     });
     var frame = player.container.querySelector(".live-frame");
+    var stills = frame.querySelector("img");
+    if (stills) {
+      // Removing the element alone may leave the MJPEG stream loading; this ends it.
+      stills.onerror = null;
+      stills.src = "data:,";
+    }
     frame.innerHTML = "";
     showing(player.container, false);
   }
