@@ -167,7 +167,7 @@ class TierEncoder:
         publish: Callable[[AccessUnit], None],
         on_exit: Callable[[], None],
         keyframe_seconds: float = 2.0,
-        min_forced_keyframe_seconds: float = 0.5,
+        min_forced_keyframe_seconds: float = 0.25,
     ) -> None:
         self.name = name
         self._slot = slot
@@ -231,10 +231,13 @@ class TierEncoder:
                 if frame is None:
                     continue
             seq = frame.seq
+            if next_due == -math.inf:
+                next_due = frame.monotonic
             if frame.monotonic < next_due - interval * _EARLY_FRACTION:
                 frame = None  # the camera runs faster than the tier: skip this one
                 continue
-            next_due = max(next_due + interval, frame.monotonic + interval * (1 - _EARLY_FRACTION))
+            # On the tier's grid; after a gap (a stalled camera) the grid starts again.
+            next_due = max(next_due + interval, frame.monotonic)
             if first_monotonic is None:
                 first_monotonic = frame.monotonic
             pts = max(last_pts + 1, round((frame.monotonic - first_monotonic) * TICKS_PER_SECOND))

@@ -28,8 +28,6 @@ log = logging.getLogger(__name__)
 # producers and keep one timeline.
 TIME_BASE = Fraction(1, 90_000)
 TICKS_PER_SECOND = 90_000
-# The gap left in a moved track's timeline between its last packet and the new producer's first.
-_MOVE_GAP_TICKS = TICKS_PER_SECOND // 15
 
 
 @dataclass(frozen=True)
@@ -61,6 +59,7 @@ class Fanout:
         self.tracks: set[PacketTrack] = set()
         self.published = 0
         self.keyframes = 0
+        self.bytes = 0
 
     def add(self, track: PacketTrack) -> None:
         self.tracks.add(track)
@@ -77,6 +76,7 @@ class Fanout:
     def publish(self, unit: AccessUnit) -> None:
         self.published += 1
         self.keyframes += unit.keyframe
+        self.bytes += unit.packet.size
         for track in list(self.tracks):
             track.deliver(unit)
 
@@ -121,10 +121,16 @@ class PacketTrack(MediaStreamTrack):
         # pts are shifted to follow the last one sent.
         self._pts_offset = 0
         self._last_pts: int | None = None
+        self._last_captured = 0.0
         self._rebase = False
         self.sent = 0
         self.dropped = 0
         self.resyncs = 0
+
+    @property
+    def source(self) -> Fanout | None:
+        """The fan-out this track takes its packets from (None once stopped)."""
+        return self._fanout
 
     @property
     def queued(self) -> int:
@@ -171,7 +177,8 @@ class PacketTrack(MediaStreamTrack):
             if not unit.keyframe:
                 return
         if unit.keyframe and self._rebase and self._last_pts is not None:
-            self._pts_offset = self._last_pts + _MOVE_GAP_TICKS - int(unit.packet.pts or 0)
+            gap = max(1, round((unit.captured - self._last_captured) * TICKS_PER_SECOND))
+            self._pts_offset = self._last_pts + gap - int(unit.packet.pts or 0)
             self._rebase = False
         self._need_keyframe = False
         self._queue.append(unit)
@@ -207,6 +214,7 @@ class PacketTrack(MediaStreamTrack):
         packet = unit.packet
         pts = int(packet.pts or 0) + self._pts_offset
         self._last_pts = pts
+        self._last_captured = unit.captured
         self.sent += 1
         if not self._pts_offset:
             return packet

@@ -7,9 +7,14 @@ not restart it):
 - an encoder (:class:`~agent.rtc.encoder.TierEncoder`) of the camera's masked frames, or
 - for an RTSP camera without privacy masks, a relay (:class:`~agent.rtc.relay.H264Relay`) of
   the camera's own H.264, shared by every tier whose box holds the camera's picture: no
-  decoding or encoding at all. A camera with privacy masks is never relayed. When the relay
-  cannot open the camera (one RTSP session only?), loses it, or finds another codec, its
-  viewers move to encoders and the camera is encoded for ``relay_retry_seconds``.
+  decoding or encoding at all. A camera with privacy masks is never relayed.
+
+A camera cannot be asked for a keyframe, and waiting for its next one takes up to its keyframe
+interval (often 2–4 s). So a viewer of a relayed camera starts on the encoder, which makes a
+keyframe at once, and moves to the relay at the camera's next keyframe; the encoder stops when
+its last viewer has moved on. When the relay cannot open the camera (one RTSP session only?),
+loses it, or finds another codec or a picture too large for a tier, its viewers stay on (or
+move back to) encoders, and a failed camera is encoded for ``relay_retry_seconds``.
 
 The hub lives on the event loop: ``track``, ``mjpeg`` and ``close`` are called there, and the
 producers' threads hand their packets to it with ``call_soon_threadsafe``.
@@ -74,6 +79,8 @@ class _Producer:
     exited: asyncio.Future[None]
     stopped: bool = False
     linger: asyncio.Task[None] | None = None
+    # A relay's viewers still on their encoder, to move over at the camera's next keyframe.
+    joining: set[PacketTrack] = field(default_factory=set)
     started_at: float = field(default_factory=time.monotonic)
 
     @property
@@ -93,7 +100,7 @@ class VideoHub:
         passthrough: bool = True,
         linger_seconds: float = 2.0,
         keyframe_seconds: float = 2.0,
-        min_forced_keyframe_seconds: float = 0.5,
+        min_forced_keyframe_seconds: float = 0.25,
         relay_retry_seconds: float = 60.0,
     ) -> None:
         self._tiers: dict[str, ViewerCaps] = dict(rtc.tiers)
@@ -123,7 +130,9 @@ class VideoHub:
             raise KioskError("live video has stopped")
         self._loop = asyncio.get_running_loop()
         track = PacketTrack(camera_id, tier, max_queue=math.ceil(caps.fps * _QUEUE_SECONDS))
-        self._producer_for(camera, tier).fanout.add(track)
+        self._encoder_for(camera, tier).fanout.add(track)
+        if self._relay_fits(camera, tier):
+            self._relay_for(camera).joining.add(track)
         return track
 
     def mjpeg(self, camera_id: str, fps: float) -> AsyncIterator[bytes]:
@@ -146,6 +155,7 @@ class VideoHub:
                     "subscribers": len(producer.fanout.tracks),
                     "frames": producer.fanout.published,
                     "keyframes": producer.fanout.keyframes,
+                    "bytes": producer.fanout.bytes,
                     "dropped": producer.fanout.dropped,
                 }
                 worker = producer.worker
@@ -157,6 +167,7 @@ class VideoHub:
                 else:
                     info = worker.info
                     figures["stream"] = info.describe() if info else None
+                    figures["joining"] = len(producer.joining)
                     relay = figures
             cameras[camera_id] = {
                 "passthrough": self._passthrough and camera.relayable,
@@ -205,11 +216,16 @@ class VideoHub:
         info = self._streams.get(camera.id)
         return info is None or _fits(info, self._tiers[tier])
 
-    def _producer_for(self, camera: LiveCamera, tier: str) -> _Producer:
-        key = (camera.id, None) if self._relay_fits(camera, tier) else (camera.id, tier)
-        producer = self._producers.get(key)
+    def _encoder_for(self, camera: LiveCamera, tier: str) -> _Producer:
+        return self._running(camera, tier)
+
+    def _relay_for(self, camera: LiveCamera) -> _Producer:
+        return self._running(camera, None)
+
+    def _running(self, camera: LiveCamera, tier: str | None) -> _Producer:
+        producer = self._producers.get((camera.id, tier))
         if producer is None:
-            producer = self._start(camera, key[1])
+            producer = self._start(camera, tier)
         elif producer.linger is not None:
             producer.linger.cancel()
             producer.linger = None
@@ -221,7 +237,7 @@ class VideoHub:
         holder: list[_Producer] = []
 
         def publish(unit: AccessUnit) -> None:
-            _call_soon(loop, holder[0].fanout.publish, unit)
+            _call_soon(loop, self._publish, holder[0], unit)
 
         def on_exit() -> None:
             _call_soon(loop, _resolve, exited)
@@ -257,9 +273,30 @@ class VideoHub:
         worker.start()
         return producer
 
+    def _publish(self, producer: _Producer, unit: AccessUnit) -> None:
+        if producer.joining:
+            producer.joining = {t for t in producer.joining if t.readyState == "live"}
+            if unit.keyframe:
+                # The camera's keyframe: whoever waits on an encoder moves over, starting here.
+                for track in producer.joining:
+                    if track.source is not None:
+                        track.source.remove(track)
+                    producer.fanout.add(track)
+                producer.joining.clear()
+            elif not producer.joining and not producer.fanout.tracks:
+                self._on_empty(producer.fanout)
+        producer.fanout.publish(unit)
+
+    def _idle(self, producer: _Producer) -> bool:
+        return not producer.fanout.tracks and not any(
+            t.readyState == "live" for t in producer.joining
+        )
+
     def _on_empty(self, fanout: Fanout) -> None:
         producer = self._fanouts.get(fanout)
-        if producer is None or producer.stopped:
+        if producer is None or producer.stopped or producer.linger is not None:
+            return
+        if not self._idle(producer):
             return
         if self._linger <= 0 or self._closed:
             self._stop(producer)
@@ -269,7 +306,7 @@ class VideoHub:
     async def _stop_later(self, producer: _Producer) -> None:
         await asyncio.sleep(self._linger)
         producer.linger = None
-        if not producer.fanout.tracks:
+        if self._idle(producer):
             self._stop(producer)
 
     def _stop(self, producer: _Producer) -> None:
@@ -300,28 +337,33 @@ class VideoHub:
     def _relay_opened(self, producer: _Producer, info: StreamInfo) -> None:
         self._streams[producer.camera_id] = info
         camera = self._cameras[producer.camera_id]
+        unfit = {t.tier for t in producer.joining if not self._relay_fits(camera, t.tier)}
+        if unfit:
+            log.info(
+                "live %s: the camera sends %s, not for tier(s) %s: those stay encoded",
+                camera.id,
+                info.describe(),
+                ", ".join(sorted(unfit)),
+            )
+        producer.joining = {t for t in producer.joining if t.tier not in unfit}
         for track in list(producer.fanout.tracks):
-            if not self._relay_fits(camera, track.tier):
-                log.info(
-                    "live %s: the camera sends %s, beyond tier %s: encoding for it",
-                    camera.id,
-                    info.describe(),
-                    track.tier,
-                )
+            if track.tier in unfit:
                 self._move(track, producer, camera)
-        if info.codec != "h264" and not producer.stopped:
+        if info.codec != "h264":
             self._stop(producer)
+        else:
+            self._on_empty(producer.fanout)
 
     def _relay_failed(self, producer: _Producer, reason: str) -> None:
         camera = self._cameras[producer.camera_id]
         self._relay_barred_until[camera.id] = time.monotonic() + self._relay_retry
-        if producer.fanout.tracks:
-            log.warning(
-                "live %s: relaying the camera failed (%s); encoding for %d viewer(s)",
-                camera.id,
-                reason,
-                len(producer.fanout.tracks),
-            )
+        log.warning(
+            "live %s: relaying the camera failed (%s); encoding it for %.0f s",
+            camera.id,
+            reason,
+            self._relay_retry,
+        )
+        producer.joining.clear()  # they are on their encoders and stay there
         for track in list(producer.fanout.tracks):
             self._move(track, producer, camera)
         self._stop(producer)
@@ -329,7 +371,7 @@ class VideoHub:
     def _move(self, track: PacketTrack, source: _Producer, camera: LiveCamera) -> None:
         source.fanout.remove(track)
         if track.readyState == "live" and not self._closed:
-            self._producer_for(camera, track.tier).fanout.add(track)
+            self._encoder_for(camera, track.tier).fanout.add(track)
 
 
 def _fits(info: StreamInfo, caps: ViewerCaps) -> bool:

@@ -1,11 +1,12 @@
-"""Live video relayed from the RTSP camera simulator without decoding or encoding it again, and
-encoded from the capture when the camera's picture is larger than the viewer's tier."""
+"""Live video relayed from the RTSP camera simulator without decoding or encoding it again: a
+viewer starts on the encoder (a keyframe at once) and moves to the relay at the camera's next
+keyframe; a tier smaller than the camera's picture stays encoded from the capture."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import av
@@ -52,14 +53,41 @@ def _camera_config(url: str, size: str) -> CameraConfig:
     )
 
 
-async def _decode(track: PacketTrack, count: int) -> tuple[list[av.Packet[Any]], list[Any]]:
-    decoder = av.CodecContext.create("h264", "r")
+async def _until(condition: Callable[[], object], what: str) -> None:
+    """Wait (bounded, never asserted on) until ``condition()`` holds."""
+    for _ in range(600):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def _relay(hub: VideoHub) -> dict[str, Any]:
+    stats = hub.stats()["gate"]
+    assert isinstance(stats, dict)
+    relay = stats["relay"]
+    return relay if isinstance(relay, dict) else {}
+
+
+def _encoders(hub: VideoHub) -> dict[str, Any]:
+    stats = hub.stats()["gate"]
+    assert isinstance(stats, dict)
+    encoders = stats["encoders"]
+    assert isinstance(encoders, dict)
+    return encoders
+
+
+async def _decode(
+    track: PacketTrack, count: int, decoder: av.CodecContext | None = None
+) -> tuple[list[av.Packet[Any]], list[Any]]:
+    """Receive until ``count`` pictures decoded, with ``decoder`` if the viewer has one going."""
+    decoder = decoder or av.CodecContext.create("h264", "r")
     packets: list[av.Packet[Any]] = []
     frames: list[Any] = []
     while len(frames) < count:
         packet = await asyncio.wait_for(track.recv(), 30)
         packets.append(packet)
-        frames += decoder.decode(packet)
+        frames += decoder.decode(packet)  # type: ignore[attr-defined]
     return packets, frames
 
 
@@ -68,7 +96,7 @@ def test_an_unmasked_rtsp_camera_is_relayed_as_it_comes(
 ) -> None:
     camera = rtsp_camera_factory(scene="walking_person", size=(320, 240), fps=15.0)
     config = _camera_config(camera.url, "320x240")
-    slot = FrameSlot()  # no capture runs: nothing could be encoded, only relayed
+    slot = FrameSlot()  # no capture runs: nothing can be encoded, everything comes relayed
     live = LiveCamera(config, slot, CameraPictures(slot, PrivacyMasker([])))
 
     async def scenario() -> None:
@@ -82,7 +110,9 @@ def test_an_unmasked_rtsp_camera_is_relayed_as_it_comes(
                 first = {kind for kind, _ in nal_units(bytes(packets[0]))}
                 assert {7, 8, 5} <= first, "a viewer starts at an IDR with its SPS and PPS"
                 assert {(f.width, f.height) for f in frames} == {(320, 240)}
-            # One relay for both tiers (the camera's picture fits both), and no encoder.
+            # One relay for both tiers (the camera's picture fits both); the encoders the
+            # viewers started on (idle without a capture) have stopped.
+            await hub.wait_idle()
             assert _threads("rtc-") == ["rtc-relay-gate"]
             stats = hub.stats()["gate"]
             assert isinstance(stats, dict)
@@ -119,18 +149,23 @@ def test_a_tier_smaller_than_the_cameras_picture_is_encoded_from_the_capture(
                 full, half = hub.track("gate", "full"), hub.track("gate", "half")
                 assert isinstance(full, PacketTrack) and isinstance(half, PacketTrack)
                 _, half_frames = await _decode(half, 10)
-                _, full_frames = await _decode(full, 10)
+                decoder = av.CodecContext.create("h264", "r")
+                full_packets, full_frames = await _decode(full, 10, decoder)
+                await _until(lambda: _relay(hub).get("subscribers") == 1, "full on the relay")
+                more_packets, more_frames = await _decode(full, 20, decoder)
+                await hub.wait_idle()
                 assert {(f.width, f.height) for f in half_frames} == {(320, 240)}
-                assert {(f.width, f.height) for f in full_frames} == {(640, 480)}
-                stats = hub.stats()["gate"]
-                assert isinstance(stats, dict)
-                assert list(stats["encoders"]) == ["half"]
-                relay = stats["relay"]
-                assert isinstance(relay, dict) and relay["subscribers"] == 1
-                # The camera's size is known now: a new viewer of the small tier goes
-                # straight to its encoder.
+                assert {(f.width, f.height) for f in full_frames + more_frames} == {(640, 480)}
+                # Across the move from encoder to relay the viewer's timeline runs on.
+                stamps = [int(p.pts or 0) for p in full_packets + more_packets]
+                assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
+                assert list(_encoders(hub)) == ["half"]
+                assert _relay(hub)["joining"] == 0
+                # The camera's size is known now: a new viewer of the small tier does not
+                # even wait for the relay.
                 again = hub.track("gate", "half")
-                assert hub.stats()["gate"]["encoders"]["half"]["subscribers"] == 2  # type: ignore[index]
+                assert _encoders(hub)["half"]["subscribers"] == 2
+                assert _relay(hub)["joining"] == 0
                 again.stop()
             finally:
                 await hub.close()
