@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import av
@@ -23,6 +23,7 @@ from agent.rtc.video import LiveCamera, VideoHub
 from tests.fixtures.loops import run_in_own_loop
 from tests.fixtures.rtsp import RtspCameraFactory
 from tests.fixtures.servers import wait_until
+from tests.unit.test_rtc_video_peer import LoopbackViewer, until
 
 pytestmark = pytest.mark.integration
 
@@ -51,15 +52,6 @@ def _camera_config(url: str, size: str) -> CameraConfig:
         open_timeout_seconds=5,
         stall_timeout_seconds=5,
     )
-
-
-async def _until(condition: Callable[[], object], what: str) -> None:
-    """Wait (bounded, never asserted on) until ``condition()`` holds."""
-    for _ in range(600):
-        if condition():
-            return
-        await asyncio.sleep(0.05)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def _relay(hub: VideoHub) -> dict[str, Any]:
@@ -151,7 +143,7 @@ def test_a_tier_smaller_than_the_cameras_picture_is_encoded_from_the_capture(
                 _, half_frames = await _decode(half, 10)
                 decoder = av.CodecContext.create("h264", "r")
                 full_packets, full_frames = await _decode(full, 10, decoder)
-                await _until(lambda: _relay(hub).get("subscribers") == 1, "full on the relay")
+                await until(lambda: _relay(hub).get("subscribers") == 1, "full on the relay")
                 more_packets, more_frames = await _decode(full, 20, decoder)
                 await hub.wait_idle()
                 assert {(f.width, f.height) for f in half_frames} == {(320, 240)}
@@ -167,6 +159,36 @@ def test_a_tier_smaller_than_the_cameras_picture_is_encoded_from_the_capture(
                 assert _encoders(hub)["half"]["subscribers"] == 2
                 assert _relay(hub)["joining"] == 0
                 again.stop()
+            finally:
+                await hub.close()
+
+        run_in_own_loop(scenario)
+    finally:
+        worker.stop(timeout=10)
+
+
+def test_an_aiortc_viewer_keeps_decoding_across_the_move_to_the_relay(
+    rtsp_camera_factory: RtspCameraFactory,
+) -> None:
+    camera = rtsp_camera_factory(scene="walking_person", size=(320, 240), fps=15.0)
+    config = _camera_config(camera.url, "320x240")
+    worker = CameraWorker(config)
+    worker.start()
+    try:
+        wait_until(lambda: worker.status().frames >= 3, 30, "frames from the RTSP camera")
+        live = LiveCamera(config, worker.slot, CameraPictures(worker.slot, PrivacyMasker([])))
+
+        async def scenario() -> None:
+            hub = VideoHub(RtcConfig(tiers=TIERS), [live], linger_seconds=0.0)
+            try:
+                async with LoopbackViewer(hub, "gate", "half") as peer:
+                    await until(lambda: peer.decoded, "the first decoded picture")
+                    await until(lambda: _relay(hub).get("subscribers") == 1, "the move")
+                    moved_at = len(peer.decoded)
+                    await until(lambda: len(peer.decoded) >= moved_at + 15, "relayed pictures")
+                    assert set(peer.decoded) == {(320, 240)}
+                    await hub.wait_idle()
+                    assert _encoders(hub) == {}
             finally:
                 await hub.close()
 
