@@ -15,7 +15,7 @@ from web_ui.errors import install_error_handlers
 from web_ui.gate import TrustedHosts, allowed_host_names
 from web_ui.i18n import LANGUAGE_COOKIE, pick_language
 from web_ui.rendering import build_templates
-from web_ui.routes import api, auth, family, homestays, live, police, status
+from web_ui.routes import api, auth, calls, family, homestays, live, police, status
 from web_ui.security import (
     CSRF_COOKIE,
     access_table,
@@ -111,6 +111,7 @@ def create_app(context: WebContext) -> FastAPI:
         ("", police.router),
         ("", family.router),
         ("", live.router),
+        ("", calls.router),
         ("/api", api.router),
     ]
     # Built first: it refuses a route without exactly one role guard.
