@@ -31,6 +31,7 @@ from agent.errors import CameraError, KioskError, ValidationError
 from agent.health import SystemdNotifier, system_health
 from agent.motion.regions import PrivacyMasker
 from agent.privacy import Vault
+from agent.rtc.calls import CallService
 from agent.rtc.peers import PeerSessions, ice_servers
 from agent.rtc.video import LiveCamera, VideoHub
 from agent.rtc.views import LiveViews
@@ -122,6 +123,12 @@ class Runtime:
         camera_ids = frozenset(self.cameras)
         self.live: LiveViews | None = (
             LiveViews(self.peers, self.video, self.audit, config.rtc, cameras=lambda: camera_ids)
+            if config.rtc.enabled
+            else None
+        )
+        # Family video calls between the kiosk screen and phones, through the same registry.
+        self.calls: CallService | None = (
+            CallService(self.peers, self.database, self.audit, config.rtc)
             if config.rtc.enabled
             else None
         )
@@ -293,6 +300,7 @@ class Runtime:
                 family=self.family,
                 live=self.live,
                 last_events=self.last_events,
+                calls=self.calls,
             )
             server_config = uvicorn.Config(
                 create_app(context),
@@ -323,7 +331,11 @@ class Runtime:
             if task is not stop_waiter and not task.cancelled() and task.exception() is not None:
                 log.error("agent part failed, stopping: %r", task.exception())
         self._notifier.notify("STOPPING=1")
-        # Peers end on the loop that runs them, before the hub and the cameras stop.
+        # Calls end first (their records and both pages are told, their event streams close,
+        # so uvicorn has no stream to wait for); then every peer, on the loop that runs them,
+        # before the hub and the cameras stop.
+        if self.calls is not None:
+            await self.calls.close()
         await self.peers.close_all()
         if self._server is not None:
             # A graceful uvicorn shutdown closes open connections within its own timeout.

@@ -452,8 +452,9 @@ class CallRecords:
 
 
 class Subscription:
-    """One open event stream of an audience; ``next`` gives the next event, or None when the
-    stream should end (closed by the service, replaced, or it fell behind)."""
+    """One open event stream of an audience; ``next`` gives the next event, or None when there
+    is nothing to send (yet, or any more once ``closed``: closed by the service, replaced by a
+    newer stream of its audience, or fallen QUEUE events behind)."""
 
     def __init__(self, audience: str) -> None:
         self.audience = audience
@@ -465,25 +466,28 @@ class Subscription:
         if self.closed:
             return
         if len(self._events) >= QUEUE:
-            self.close()  # a client this far behind reconnects and reads the state afresh
+            # A client this far behind reconnects and reads the state afresh.
+            self._events.clear()
+            self.close()
             return
         self._events.append(event)
         self._ready.set()
 
     def close(self) -> None:
+        """No more events; those already queued are still given (the last ``ended``)."""
         self.closed = True
-        self._events.clear()
         self._ready.set()
 
     async def next(self, timeout: float) -> CallEvent | None:
-        """The next event; None after ``timeout`` with nothing to send, or once closed."""
+        """The next event; None after ``timeout`` with nothing to send, or once closed and
+        drained."""
         if not self._events and not self.closed:
             self._ready.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._ready.wait(), timeout)
-        if self.closed or not self._events:
-            return None
-        return self._events.popleft()
+        if self._events:
+            return self._events.popleft()
+        return None
 
 
 # -- the service ---------------------------------------------------------------------------------
@@ -692,15 +696,16 @@ class CallService:
         return call.info
 
     async def close(self) -> None:
-        """End every call and event stream (the agent stops)."""
+        """End every call, then every event stream once it has sent the end (the agent
+        stops)."""
         self._closed = True
-        for subscriber in list(self._subscribers):
-            subscriber.close()
-        self._subscribers.clear()
         await asyncio.gather(
             *(self._end(call, EndReason.FAILED) for call in list(self._calls.values())),
             return_exceptions=True,
         )
+        for subscriber in list(self._subscribers):
+            subscriber.close()
+        self._subscribers.clear()
 
     # -- events -------------------------------------------------------------------------------
 

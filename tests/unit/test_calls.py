@@ -165,10 +165,12 @@ class _Kiosk:
 
 async def _collect(calls: CallService, audience: str, into: list[CallEvent]) -> None:
     async with calls.subscribe(audience) as subscription:
-        while not subscription.closed:
+        while True:
             event = await subscription.next(1.0)
             if event is not None:
                 into.append(event)
+            elif subscription.closed:
+                return
 
 
 def _run(factory: Callable[[], Awaitable[None]]) -> None:
@@ -486,3 +488,26 @@ def test_calls_left_open_by_a_crash_are_marked_failed(tmp_path: Path) -> None:
         assert len(missed) == 1 and missed[0].reason is EndReason.FAILED
 
     _run(check)
+
+
+def test_closing_ends_calls_and_streams_after_telling_both_sides(tmp_path: Path) -> None:
+    kiosk = _Kiosk(tmp_path)
+    phone_events: list[CallEvent] = []
+
+    async def scenario() -> None:
+        listener = asyncio.ensure_future(_collect(kiosk.calls, PHONE, phone_events))
+        await asyncio.sleep(0.05)
+        await kiosk.calls.start(
+            caller=KIOSK, household_id=1, household_name="陈家", family_user=FAMILY_USER
+        )
+        await kiosk.calls.close()  # the agent stops
+        await asyncio.wait_for(listener, 5)
+        assert kiosk.calls.subscribers() == 0
+        with pytest.raises(CallBusyError):
+            await kiosk.calls.start(
+                caller=KIOSK, household_id=1, household_name="陈家", family_user=FAMILY_USER
+            )
+
+    _run(scenario)
+    assert [e.name for e in phone_events] == ["ringing", "ended"]
+    assert phone_events[-1].call.reason is EndReason.FAILED

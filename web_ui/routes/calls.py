@@ -245,12 +245,12 @@ def _event_stream(request: Request, service: CallService, audience: str) -> Resp
                 while time.monotonic() < deadline:
                     wait = min(KEEPALIVE_SECONDS, deadline - time.monotonic())
                     event = await subscription.next(wait)
-                    if subscription.closed:
+                    if event is not None:
+                        yield _sse(event.name, {"call": event.call.to_json()})
+                    elif subscription.closed:
                         break
-                    if event is None:
+                    else:
                         yield ": keepalive\n\n"
-                        continue
-                    yield _sse(event.name, {"call": event.call.to_json()})
         except SubscribersFullError:
             return  # taken by another stream since the check: the browser retries
 
