@@ -41,14 +41,14 @@ INBOUND = """
 async () => {
   const pc = window.__callPeers[window.__callPeers.length - 1];
   if (!pc) { return null; }
-  const result = { video: 0, energy: 0, state: pc.connectionState };
-  (await pc.getStats()).forEach((report) => {
+  const result = { video: 0, energy: 0, state: pc.connectionState, codecs: [] };
+  const stats = await pc.getStats();
+  stats.forEach((report) => {
     if (report.type !== "inbound-rtp") { return; }
     if (report.kind === "video") { result.video = report.framesDecoded || 0; }
-    if (report.kind === "audio") {
-      result.energy = report.totalAudioEnergy || 0;
-      result.codec = report.codecId;
-    }
+    if (report.kind === "audio") { result.energy = report.totalAudioEnergy || 0; }
+    const codec = stats.get(report.codecId);
+    if (codec) { result.codecs.push(codec.mimeType); }
   });
   return result;
 }
@@ -72,7 +72,7 @@ def shoot(page: Any, directory: Path, name: str) -> None:
 def inbound(page: Any) -> dict[str, Any]:
     """What the page's newest peer connection received (zeros before it has one)."""
     result = page.evaluate(INBOUND)
-    return dict(result) if result else {"video": 0, "energy": 0.0, "state": "none"}
+    return dict(result) if result else {"video": 0, "energy": 0.0, "state": "none", "codecs": []}
 
 
 def media_rises(page: Any, what: str) -> None:
