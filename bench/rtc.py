@@ -32,7 +32,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -357,6 +357,42 @@ async def measure_drivers(
     return results
 
 
+def measure_encoder_settings(frames: int = 100) -> list[tuple[str, str, float]]:
+    """CPU ms per frame of the yuv420p conversion and of libx264 per preset and thread count."""
+    import av
+    import cv2
+
+    from simulators.scenes import make_scene
+
+    results: list[tuple[str, str, float]] = []
+    for width, height in ((640, 480), (1280, 720)):
+        scene = make_scene("walking_person", width, height, seed=1, fps=FPS)
+        images = [scene.render(index)[0] for index in range(frames)]
+        size = f"{width}x{height}"
+
+        def per_frame(work: Callable[[Any], object], images: list[Any] = images) -> float:
+            start = time.process_time()
+            for image in images:
+                work(image)
+            return 1000 * (time.process_time() - start) / len(images)
+
+        opencv = per_frame(lambda i: cv2.cvtColor(i, cv2.COLOR_BGR2YUV_I420))
+        results.append((size, "yuv420p by OpenCV", opencv))
+        swscale = per_frame(
+            lambda i: av.VideoFrame.from_ndarray(i, format="bgr24").reformat(format="yuv420p")
+        )
+        results.append((size, "yuv420p by PyAV (swscale)", swscale))
+        caps = ViewerCaps(width=width, height=height, fps=FPS, bitrate_kbps=1500)
+        for preset in ("ultrafast", "superfast"):
+            for threads in (1, 0):
+                encoder = FrameEncoder(caps, preset=preset, threads=threads)
+                stamps = iter(range(0, 10**9, 9000))
+                cost = per_frame(lambda i, e=encoder, s=stamps: e.encode(i, next(s)))  # type: ignore[misc]
+                label = f"convert + libx264 {preset}, {'1 thread' if threads else 'x264 threads'}"
+                results.append((size, label, cost))
+    return results
+
+
 # -- set-up and report ----------------------------------------------------------------------------
 
 
@@ -433,6 +469,14 @@ async def run(args: argparse.Namespace) -> tuple[list[Row], list[tuple[str, floa
     return rows, drivers
 
 
+def report_encoder_settings(results: list[tuple[str, str, float]]) -> None:
+    print()
+    print("| picture | step | CPU ms / frame |")
+    print("|---|---|---:|")
+    for size, step, cost in results:
+        print(f"| {size} | {step} | {cost:.2f} |")
+
+
 def _ms(value: float) -> str:
     return "–" if math.isnan(value) else f"{1000 * value:.0f}"
 
@@ -487,10 +531,17 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--bitrate", type=int, default=800, help="the tier's kbps")
-    parser.add_argument("--no-drivers", dest="drivers", action="store_false")
+    parser.add_argument(
+        "--no-drivers",
+        dest="drivers",
+        action="store_false",
+        help="skip the encoder driver and encoder settings measurements",
+    )
     args = parser.parse_args()
     rows, drivers = asyncio.run(run(args))
     report(args, rows, drivers)
+    if args.drivers:
+        report_encoder_settings(measure_encoder_settings())
     return 0
 
 

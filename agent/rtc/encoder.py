@@ -75,9 +75,20 @@ class FrameEncoder:
     """libx264 for one tier, opened for the size of the first picture (reopened if it changes).
     Not thread-safe: one thread encodes."""
 
-    def __init__(self, caps: ViewerCaps, *, keyframe_seconds: float = 2.0) -> None:
+    def __init__(
+        self,
+        caps: ViewerCaps,
+        *,
+        keyframe_seconds: float = 2.0,
+        preset: str = "ultrafast",
+        threads: int = 1,
+    ) -> None:
         self._caps = caps
         self._keyframe_seconds = keyframe_seconds
+        self._preset = preset
+        # One thread: at these sizes x264's slice threads cost more CPU than they save in
+        # time (bench/rtc.py), and a Pi has cores to keep for capture. 0 lets x264 choose.
+        self._threads = threads
         self._codec: av.VideoCodecContext | None = None
         self._source_size: tuple[int, int] | None = None
         self.size: tuple[int, int] | None = None
@@ -95,14 +106,12 @@ class FrameEncoder:
             codec.gop_size = max(1, round(self._keyframe_seconds * self._caps.fps))
             codec.bit_rate = bitrate
             codec.options = {
-                "preset": "ultrafast",
+                "preset": self._preset,
                 "tune": "zerolatency",
                 "profile": "baseline",
                 "level": "31" if out_width * out_height <= _LEVEL_31_MAX_PIXELS else "40",
                 "forced-idr": "1",
-                # One thread: at these sizes x264's frame or slice threads cost more CPU than
-                # they save in time (bench/rtc.py), and a Pi has cores to keep for capture.
-                "threads": "1",
+                "threads": str(self._threads),
                 "maxrate": str(bitrate),
                 "bufsize": str(bitrate),
             }
