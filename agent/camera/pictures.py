@@ -73,6 +73,7 @@ class CameraPictures:
         self.masker = masker
         self._lock = threading.Lock()
         self._masked: tuple[int, Image] | None = None  # seq, masked image (read-only)
+        self._still: Picture | None = None
 
     def latest(self) -> Picture | None:
         frame = self._slot.latest()
@@ -93,5 +94,11 @@ class CameraPictures:
             return image
 
     def still(self, frame: FrameLike) -> Picture:
-        """A masked JPEG of ``frame`` through the shared masked copy (MJPEG live fallback)."""
-        return Picture(jpeg=encode_jpeg(self.masked(frame)), seq=frame.seq, ts=frame.ts)
+        """A masked JPEG of ``frame`` through the shared masked copy, encoded once however many
+        MJPEG viewers (the live fallback) ask for the same frame."""
+        image = self.masked(frame)
+        with self._lock:
+            if self._still is not None and self._still.seq == frame.seq:
+                return self._still
+            self._still = Picture(jpeg=encode_jpeg(image), seq=frame.seq, ts=frame.ts)
+            return self._still

@@ -68,7 +68,7 @@ def parameter_sets(data: bytes) -> bytes:
     )
 
 
-class _Assembler:
+class PictureAssembler:
     """Whole pictures from demuxed packets. A camera (or RTSP payloader) that repeats SPS/PPS
     before each slice of an IDR picture makes FFmpeg's parser cut the picture into several
     packets with one timestamp; sent apart, a browser would take the first part for the whole.
@@ -79,6 +79,8 @@ class _Assembler:
         self._pts: int | None = None
 
     def add(self, data: bytes, pts: int | None) -> Iterator[tuple[bytes, int]]:
+        """The pictures (bytes, pts) that ``data`` completes; packets without pts are dropped
+        unless they continue a held keyframe."""
         kinds = {kind for kind, _ in nal_units(data)}
         same_picture = self._pts is None or pts is None or pts == self._pts
         if self._parts and same_picture and _NAL_NON_IDR not in kinds:
@@ -96,6 +98,27 @@ class _Assembler:
         self._parts, self._pts = [], None
         if parts and pts is not None:
             yield b"".join(parts), pts
+
+
+class ParameterSets:
+    """SPS and PPS for keyframes that come without them: the last ones seen in the stream, or
+    else those of the RTSP description."""
+
+    def __init__(self, described: bytes = b"") -> None:
+        self._described = parameter_sets(described)
+        self._in_band = b""
+
+    def prepare(self, data: bytes) -> tuple[bytes, bool]:
+        """``data`` with SPS/PPS in front if it is an IDR picture without them, and whether a
+        viewer can start at it (an IDR picture whose parameter sets are known)."""
+        kinds = {kind for kind, _ in nal_units(data)}
+        if _NAL_IDR not in kinds:
+            return data, False
+        if _NAL_SPS in kinds:
+            self._in_band = parameter_sets(data)
+            return data, True
+        known = self._in_band or self._described
+        return known + data, bool(known)
 
 
 class H264Relay:
@@ -190,8 +213,8 @@ class H264Relay:
             self._on_open(info)
             if info.codec != "h264":
                 return  # the hub encodes this camera instead
-            described = parameter_sets(bytes(context.extradata or b""))
-            self._relay_packets(container, stream, described)
+            parameters = ParameterSets(bytes(context.extradata or b""))
+            self._relay_packets(container, stream, parameters)
             if not self._stopping.is_set():
                 raise CameraError("the camera's stream ended")
         finally:
@@ -201,11 +224,10 @@ class H264Relay:
         self,
         container: av.container.InputContainer,
         stream: av.VideoStream,
-        described: bytes,
+        parameters: ParameterSets,
     ) -> None:
         scale = Fraction(stream.time_base or TIME_BASE) / TIME_BASE
-        in_band = b""
-        assembler = _Assembler()
+        assembler = PictureAssembler()
         try:
             for packet in container.demux(stream):
                 if self._stopping.is_set():
@@ -214,19 +236,11 @@ class H264Relay:
                     continue
                 pts = None if packet.pts is None else round(packet.pts * scale)
                 for data, unit_pts in assembler.add(bytes(packet), pts):
-                    in_band = self._send(data, unit_pts, described, in_band)
+                    self._send(*parameters.prepare(data), unit_pts)
         except (av.error.FFmpegError, OSError) as exc:
             raise CameraError(f"the camera's stream was lost: {exc}") from exc
 
-    def _send(self, data: bytes, pts: int, described: bytes, in_band: bytes) -> bytes:
-        kinds = [kind for kind, _ in nal_units(data)]
-        idr = _NAL_IDR in kinds
-        if _NAL_SPS in kinds:
-            in_band = parameter_sets(data)
-        elif idr:
-            data = (in_band or described) + data
-        # Without any SPS/PPS yet no viewer could start at this picture.
-        keyframe = idr and (_NAL_SPS in kinds or bool(in_band or described))
+    def _send(self, data: bytes, keyframe: bool, pts: int) -> None:
         packet = av.Packet(data)
         packet.pts = pts
         packet.dts = pts
@@ -234,4 +248,3 @@ class H264Relay:
         packet.is_keyframe = keyframe
         self.frames += 1
         self._publish(AccessUnit(packet, keyframe, time.monotonic()))
-        return in_band
