@@ -16,8 +16,9 @@ its last viewer has moved on. When the relay cannot open the camera (one RTSP se
 loses it, or finds another codec or a picture too large for a tier, its viewers stay on (or
 move back to) encoders, and a failed camera is encoded for ``relay_retry_seconds``.
 
-The hub lives on the event loop: ``track``, ``mjpeg`` and ``close`` are called there, and the
-producers' threads hand their packets to it with ``call_soon_threadsafe``.
+The hub lives on the event loop: ``track``, ``mjpeg`` and ``close`` are called there (``stop``
+from any other thread), and the producers' threads hand their packets to it with
+``call_soon_threadsafe``.
 """
 
 from __future__ import annotations
@@ -81,7 +82,6 @@ class _Producer:
     linger: asyncio.Task[None] | None = None
     # A relay's viewers still on their encoder, to move over at the camera's next keyframe.
     joining: set[PacketTrack] = field(default_factory=set)
-    started_at: float = field(default_factory=time.monotonic)
 
     @property
     def key(self) -> tuple[str, str | None]:
