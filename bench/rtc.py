@@ -15,8 +15,14 @@ encoded from the capture) and ``rtsp-relay`` (the same camera's packets relayed)
 ways to drive an encoder off the loop (a thread per encoder, or ``asyncio.to_thread`` per
 frame) are compared with no viewer at all.
 
+``agent-sim`` drives the real agent instead (``python -m agent run`` with one ``sim://``
+camera, MQTT off): the viewers sign in as an officer and POST their offers to
+``/api/live/cam/offer``, and the CPU and RSS are those of the agent's process
+(``/proc/<pid>/stat``), with motion detection and the web server in it.
+
     .venv/bin/python bench/rtc.py
     .venv/bin/python bench/rtc.py --viewers 1,4 --seconds 5 --paths sim
+    .venv/bin/python bench/rtc.py --paths agent-sim --no-drivers
 """
 
 from __future__ import annotations
@@ -26,10 +32,12 @@ import asyncio
 import contextlib
 import math
 import multiprocessing
+import os
 import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -117,8 +125,9 @@ async def _viewers(conn: Connection) -> None:
         command = await asyncio.to_thread(conn.recv)
         if command["cmd"] == "open":
             firsts: list[float] = []
+            http: dict[str, Any] | None = command.get("http")
             for _ in range(command["n"]):
-                firsts.append(await _open_viewer(conn, peers, readers, counts))
+                firsts.append(await _open_viewer(conn, http, peers, readers, counts))
             conn.send({"ready": firsts})
         elif command["cmd"] == "count":
             conn.send({"frames": list(counts), "cpu": time.process_time()})
@@ -138,6 +147,7 @@ async def _viewers(conn: Connection) -> None:
 
 async def _open_viewer(
     conn: Connection,
+    http: dict[str, Any] | None,
     peers: list[RTCPeerConnection],
     readers: list[asyncio.Task[None]],
     counts: list[int],
@@ -161,11 +171,31 @@ async def _open_viewer(
 
     started = time.monotonic()
     await pc.setLocalDescription(await pc.createOffer())
-    conn.send({"offer": pc.localDescription.sdp})
-    answer = await asyncio.to_thread(conn.recv)
+    if http is None:
+        conn.send({"offer": pc.localDescription.sdp})
+        answer = await asyncio.to_thread(conn.recv)
+    else:
+        answer = await asyncio.to_thread(_post_offer, http, pc.localDescription.sdp)
     await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
     peers.append(pc)
     return await asyncio.wait_for(first, 30) - started
+
+
+def _post_offer(http: dict[str, Any], sdp: str) -> dict[str, Any]:
+    """The web UI's signaling: POST the offer as a signed-in officer, get the answer."""
+    import httpx
+
+    response = httpx.post(
+        f"{http['url']}/api/live/{http['camera']}/offer",
+        json={"sdp": sdp, "type": "offer", "tier": TIER},
+        cookies=http["cookies"],
+        headers={"X-CSRF-Token": http["token"]},
+        timeout=30,
+    )
+    if not response.is_success:
+        raise SystemExit(f"offer refused: {response.status_code} {response.text}")
+    answer: dict[str, Any] = response.json()
+    return answer
 
 
 # -- the agent's side -----------------------------------------------------------------------------
@@ -393,6 +423,156 @@ def measure_encoder_settings(frames: int = 100) -> list[tuple[str, str, float]]:
     return results
 
 
+# -- the real agent, driven through its web UI -----------------------------------------------------
+
+_PASSWORD = "bench-password-2024"
+
+
+def _process_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _process_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return math.nan
+
+
+@contextlib.contextmanager
+def running_agent(workdir: Path, source: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """``python -m agent run`` with one camera and the bench's tier; yields it and its URL."""
+    import httpx
+
+    port = _free_port()
+    config = workdir / "config.toml"
+    config.write_text(
+        "[device]\n"
+        'id = "bench-rtc"\n'
+        f'data_dir = "{workdir / "data"}"\n'
+        "[web]\n"
+        'host = "127.0.0.1"\n'
+        f"port = {port}\n"
+        "[mqtt]\n"
+        "enabled = false\n"
+        "[rtc]\n"
+        "max_viewers_per_camera = 8\n"
+        "max_viewers = 8\n"
+        f"[rtc.tiers.{TIER}]\n"
+        f"width = 640\nheight = 480\nfps = {FPS}\nbitrate_kbps = 800\n"
+        "[[cameras]]\n"
+        'id = "cam"\n'
+        f'source = "{source}"\n'
+        f'resolution = "{SIZE}"\n'
+        f"fps = {FPS}\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    base = [sys.executable, "-m", "agent"]
+    subprocess.run(
+        [*base, "user", "add", "--config", str(config), "--username", "bench.police",
+         "--role", "police"],
+        input=_PASSWORD + "\n", text=True, cwd=root, check=True, capture_output=True,
+    )  # fmt: skip
+    log = (workdir / "agent.log").open("wb")
+    process = subprocess.Popen(
+        [*base, "run", "--config", str(config)], cwd=root, stdout=log, stderr=subprocess.STDOUT
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the agent did not start (log: {workdir / 'agent.log'})")
+            time.sleep(0.2)
+        yield process, url
+    finally:
+        process.terminate()
+        process.wait(30)
+        log.close()
+
+
+def _sign_in(url: str) -> dict[str, Any]:
+    import httpx
+
+    with httpx.Client(base_url=url, timeout=10) as client:
+        token = client.get("/api/session").json()["csrf_token"]
+        response = client.post(
+            "/api/session",
+            json={"username": "bench.police", "password": _PASSWORD},
+            headers={"X-CSRF-Token": token},
+        )
+        if response.status_code != 200:
+            raise SystemExit(f"sign-in refused: {response.status_code} {response.text}")
+        token = client.get("/api/session").json()["csrf_token"]
+        return {"url": url, "camera": "cam", "cookies": dict(client.cookies), "token": token}
+
+
+async def measure_agent(
+    path: str, source: str, conn: Connection, viewer_counts: list[int], seconds: float,
+    warmup: float,
+) -> list[Row]:  # fmt: skip
+    """The whole agent process (capture, motion, web server, hub, peers) per viewer count."""
+    rows: list[Row] = []
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        running_agent(Path(folder), source) as (
+            process,
+            url,
+        ),
+    ):
+        http = _sign_in(url)
+
+        async def window() -> tuple[float, float]:
+            cpu0, wall0 = _process_cpu_seconds(process.pid), time.monotonic()
+            await asyncio.sleep(seconds)
+            cpu1, wall1 = _process_cpu_seconds(process.pid), time.monotonic()
+            return 100 * (cpu1 - cpu0) / (wall1 - wall0), wall1 - wall0
+
+        await asyncio.sleep(warmup)
+        cpu, _ = await window()
+        rows.append(Row(path, 0, cpu, _process_rss_mb(process.pid), producers="none"))
+        for count in viewer_counts:
+            ready = await _ask(conn, {"cmd": "open", "n": count, "http": http})
+            firsts: list[float] = ready["ready"]
+            await asyncio.sleep(warmup)
+            before = await _ask(conn, {"cmd": "count"})
+            cpu, elapsed = await window()
+            after = await _ask(conn, {"cmd": "count"})
+            rates = [
+                (b - a) / elapsed for a, b in zip(before["frames"], after["frames"], strict=True)
+            ]
+            rows.append(
+                Row(
+                    path,
+                    count,
+                    cpu,
+                    _process_rss_mb(process.pid),
+                    fps_min=min(rates),
+                    fps_mean=statistics.mean(rates),
+                    first_frame_cold=firsts[0],
+                    first_frame_warm=firsts[1:],
+                    producers="–",
+                    viewer_cpu_percent=100 * (after["cpu"] - before["cpu"]) / elapsed,
+                )
+            )
+            await _ask(conn, {"cmd": "close"})
+            await asyncio.sleep(3.0)  # the agent sees the peers close and stops the encoder
+            print(f"  {path}: {count} viewer(s) done", file=sys.stderr, flush=True)
+    return rows
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 # -- set-up and report ----------------------------------------------------------------------------
 
 
@@ -445,7 +625,16 @@ async def run(args: argparse.Namespace) -> tuple[list[Row], list[tuple[str, floa
     }
     try:
         for path in paths:
-            if path == "sim":
+            if path == "agent-sim":
+                rows += await measure_agent(
+                    path,
+                    "sim://walking_person?seed=1",
+                    agent_end,
+                    viewer_counts,
+                    args.seconds,
+                    args.warmup,
+                )
+            elif path == "sim":
                 camera = _camera("sim://walking_person?seed=1")
                 rows += await measure_path(path, camera, agent_end, passthrough=False, **options)  # type: ignore[arg-type]
             elif path in ("rtsp-encode", "rtsp-relay"):
@@ -461,7 +650,7 @@ async def run(args: argparse.Namespace) -> tuple[list[Row], list[tuple[str, floa
                         **options,  # type: ignore[arg-type]
                     )
             else:
-                raise SystemExit(f"unknown path {path!r} (sim, rtsp-encode, rtsp-relay)")
+                raise SystemExit(f"unknown path {path!r} (sim, rtsp-encode, rtsp-relay, agent-sim)")
     finally:
         agent_end.send({"cmd": "exit"})
         viewers.join(10)
