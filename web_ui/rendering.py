@@ -36,8 +36,18 @@ _NAV: dict[str | None, list[tuple[str, str]]] = {
         ("/police/registrations", "nav.registrations"),
         ("/police/audit", "nav.audit"),
     ],
-    Role.FAMILY: [("/", "nav.status"), ("/family", "nav.family")],
+    Role.FAMILY: [("/", "nav.status"), ("/family", "nav.family"), ("/family/calls", "nav.calls")],
 }
+# The kiosk's call screen, in the anonymous menu of the kiosk's own screen only (elsewhere it
+# answers 404), before the sign-in.
+_KIOSK_CALLS = ("/kiosk/calls", "nav.calls")
+
+
+def _navigation(request: Request, role: Role | None) -> list[tuple[str, str]]:
+    items = list(_NAV[role])
+    if role is None and request.app.state.context.calls is not None and is_kiosk_screen(request):
+        items.insert(len(items) - 1, _KIOSK_CALLS)
+    return items
 
 
 def _format_time(value: object, with_seconds: bool = False) -> str:
@@ -111,7 +121,7 @@ def render(
             "principal": principal,
             "csrf_field": CSRF_FIELD,
             "csrf_token": principal.csrf_token,
-            "nav": _NAV[principal.role],
+            "nav": _navigation(request, principal.role),
             "path": request.url.path,
             "here": request.url.path + (f"?{request.url.query}" if request.url.query else ""),
             "device_name": request.app.state.context.config.device.name,

@@ -25,6 +25,7 @@ from agent.rtc.calls import (
     FAMILY,
     KIOSK,
     MAX_LONG_SIDE,
+    MAX_SHORT_SIDE,
     QUEUE,
     STREAMS_PER_AUDIENCE,
     CallBusyError,
@@ -303,7 +304,8 @@ def test_fit_video_keeps_orientation_and_converts_to_yuv420p() -> None:
     portrait = VideoFrame.from_ndarray(np.zeros((1280, 720, 3), np.uint8), format="bgr24")
     portrait.pts = 42
     fitted = fit_video(portrait)
-    assert (fitted.width, fitted.height) == (360, 640)
+    assert fitted.height == MAX_LONG_SIDE and fitted.width <= MAX_SHORT_SIDE
+    assert abs(fitted.width / fitted.height - 720 / 1280) < 0.02, "the shape is kept"
     assert fitted.format.name == "yuv420p" and fitted.pts == 42
     small = VideoFrame.from_ndarray(np.zeros((240, 320, 3), np.uint8), format="bgr24")
     assert fit_video(small).format.name == "yuv420p"

@@ -85,6 +85,7 @@ def test_the_kiosk_side_exists_only_on_the_kiosk_screen(tmp_path: Path) -> None:
         response = client.request(method, path, json={"household_id": 1, "username": CHEN, **OFFER})
         assert response.status_code == 404, (method, path, response.status_code)
     assert call_parts.calls.live() == []
+    assert 'href="/kiosk/calls"' not in client.get("/").text, "only the kiosk screen's menu"
     call_parts.parts.context.database.close()
 
 
@@ -182,6 +183,8 @@ def test_the_pages_and_the_event_stream_answer(kiosk: Kiosk) -> None:
     assert phone.status_code == 200
     assert "陈家" in phone.text and "林家" not in phone.text
     assert form_token(phone.text) == kiosk.sessions[CHEN][1]
+    assert 'href="/kiosk/calls"' in page.text, "the kiosk screen's menu has its call screen"
+    assert 'href="/family/calls"' in phone.text
     # Only EventSource reads the stream; anything else would hold a connection open.
     assert kiosk.family(CHEN, "GET", "/api/calls/events").status_code == 406
     assert kiosk.kiosk("GET", "/api/kiosk/calls/events").status_code == 406

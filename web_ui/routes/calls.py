@@ -33,6 +33,9 @@ from agent.accounts import Role
 from agent.rtc.calls import (
     FAMILY,
     KIOSK,
+    MAX_FPS,
+    MAX_LONG_SIDE,
+    MAX_SHORT_SIDE,
     CallBusyError,
     CallInfo,
     CallNotFoundError,
@@ -208,6 +211,8 @@ def call_page_settings(context: WebContext, side: str, api: str) -> str:
         "iceServers": servers,
         "ringSeconds": rtc.ring_seconds,
         "kioskIdleSeconds": int(context.config.web.kiosk_idle_seconds) if side == KIOSK else 0,
+        # What the agent relays at most: a camera asked for more would be scaled down anyway.
+        "video": {"width": MAX_LONG_SIDE, "height": MAX_SHORT_SIDE, "fps": MAX_FPS},
     }
     return json.dumps(settings, ensure_ascii=False)
 

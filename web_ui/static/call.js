@@ -160,15 +160,18 @@
   // -- media ----------------------------------------------------------------------------------
 
   function getMedia() {
+    var video = config.video || { width: 640, height: 480, fps: 15 };
     if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
       return Promise.reject(new Error("no-media"));
     }
     return navigator.mediaDevices.getUserMedia({
       audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
-      // The agent re-encodes what it relays: more than this only costs the phone's battery.
+      // The agent re-encodes what it relays and scales anything larger down: more than its
+      // limits only costs the phone's battery and the agent's CPU.
       video: {
-        width: { ideal: 640, max: 640 }, height: { ideal: 480, max: 480 },
-        frameRate: { ideal: 15, max: 15 }, facingMode: "user"
+        width: { ideal: video.width, max: video.width },
+        height: { ideal: video.height, max: video.height },
+        frameRate: { ideal: video.fps, max: video.fps }, facingMode: "user"
       }
     });
   }
