@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame, VideoFrame
 
 from agent.accounts import AccountStore, Role
@@ -513,3 +514,41 @@ def test_closing_ends_calls_and_streams_after_telling_both_sides(tmp_path: Path)
     _run(scenario)
     assert [e.name for e in phone_events] == ["ringing", "ended"]
     assert phone_events[-1].call.reason is EndReason.FAILED
+
+
+class _Camera20(MediaStreamTrack):
+    """A remote track that delivers ``count`` frames of a 20 fps camera, then ends."""
+
+    kind = "video"
+
+    def __init__(self, count: int) -> None:
+        super().__init__()
+        self._left = count
+        self._pts = 0
+
+    async def recv(self) -> VideoFrame:
+        if self._left == 0:
+            raise MediaStreamError
+        self._left -= 1
+        frame = VideoFrame.from_ndarray(np.zeros((240, 320, 3), np.uint8), format="bgr24")
+        frame.pts = self._pts
+        frame.time_base = fractions.Fraction(1, 90000)
+        self._pts += 4500  # 50 ms
+        return frame
+
+
+def test_a_20_fps_picture_is_relayed_at_15_fps_not_10() -> None:
+    from agent.rtc.calls import MAX_FPS, _Feed, _pump
+
+    kept: list[VideoFrame] = []
+
+    class _Counting(_Feed):
+        def put(self, frame: Any) -> None:
+            kept.append(frame)
+
+    async def scenario() -> None:
+        await _pump(_Camera20(200), _Counting(1))  # ten seconds of pictures
+
+    _run(scenario)
+    assert MAX_FPS * 10 - 3 <= len(kept) <= MAX_FPS * 10 + 1
+    assert all(frame.format.name == "yuv420p" for frame in kept)
