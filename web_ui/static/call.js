@@ -160,19 +160,26 @@
   // -- media ----------------------------------------------------------------------------------
 
   function getMedia() {
-    var video = config.video || { width: 640, height: 480, fps: 15 };
+    var video = config.video || { width: 480, height: 360, fps: 15 };
     if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
       return Promise.reject(new Error("no-media"));
     }
+    var audio = { echoCancellation: true, noiseSuppression: true, autoGainControl: true };
+    // The agent re-encodes what it relays and scales anything larger down: more than its
+    // limits only costs the phone's battery and the agent's CPU. Sizes are only a wish (a
+    // phone held upright gives the picture upright); a camera that can meet none of it still
+    // takes the call with what it has.
     return navigator.mediaDevices.getUserMedia({
-      audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
-      // The agent re-encodes what it relays and scales anything larger down: more than its
-      // limits only costs the phone's battery and the agent's CPU.
+      audio: audio,
       video: {
-        width: { ideal: video.width, max: video.width },
-        height: { ideal: video.height, max: video.height },
+        width: { ideal: video.width }, height: { ideal: video.height },
         frameRate: { ideal: video.fps, max: video.fps }, facingMode: "user"
       }
+    }).catch(function (error) {
+      if (error && error.name === "OverconstrainedError") {
+        return navigator.mediaDevices.getUserMedia({ audio: audio, video: true });
+      }
+      throw error;
     });
   }
 
