@@ -141,11 +141,20 @@ def test_a_cancelled_wait_leaves_no_waiter_behind() -> None:
 
 def test_a_waiter_whose_loop_has_closed_does_not_break_put() -> None:
     slot = FrameSlot()
-    loop = asyncio.new_event_loop()
-    waiter = loop.create_task(slot.next_frame(0))
-    loop.run_until_complete(asyncio.sleep(0))  # the waiter registers, then its loop goes away
-    loop.close()
-    waiter._log_destroy_pending = False  # type: ignore[attr-defined]  # abandoned on purpose
+    abandoned: list[asyncio.Task[object]] = []
+
+    def wait_then_close_the_loop() -> None:
+        # In a thread of its own: the test session may have a loop running in this one.
+        loop = asyncio.new_event_loop()
+        waiter = loop.create_task(slot.next_frame(0))
+        loop.run_until_complete(asyncio.sleep(0))  # the waiter registers, then its loop ends
+        loop.close()
+        waiter._log_destroy_pending = False  # type: ignore[attr-defined]  # abandoned on purpose
+        abandoned.append(waiter)
+
+    thread = threading.Thread(target=wait_then_close_the_loop)
+    thread.start()
+    thread.join()
     assert slot.waiting() == 1
     frame = slot.put(_image(1), ts=1.0)
     assert frame.seq == 1 and slot.waiting() == 0
