@@ -200,6 +200,11 @@ class Runtime:
             "parts": {
                 "cameras": cameras,
                 "mqtt": mqtt,
+                "live": {
+                    "viewers": self.live.viewers() if self.live is not None else 0,
+                    "peers": len(self.peers.peers()),
+                    "video": self.video.stats(),
+                },
                 "system": system_health(self.config.device.data_dir),
             },
         }

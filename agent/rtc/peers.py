@@ -150,12 +150,13 @@ class PeerSessions:
         self._closed = False
 
     def peers(self, kind: str | None = None) -> list[PeerInfo]:
-        return [p.info for p in self._peers.values() if kind is None or p.info.kind == kind]
+        # Health reads this from other threads: list() copies the dict's values in one step.
+        return [p.info for p in list(self._peers.values()) if kind is None or p.info.kind == kind]
 
     def count(self, *, kind: str, group: str | None = None) -> int:
         return sum(
             1
-            for p in self._peers.values()
+            for p in list(self._peers.values())
             if p.info.kind == kind and (group is None or p.info.group == group)
         )
 

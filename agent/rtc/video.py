@@ -146,8 +146,11 @@ class VideoHub:
     def stats(self) -> dict[str, object]:
         """Per camera: whether it may be relayed, its running producers and their viewers."""
         cameras: dict[str, object] = {}
-        for camera_id, camera in self._cameras.items():
-            producers = [p for p in self._producers.values() if p.camera_id == camera_id]
+        # Health reads this from other threads: list() copies in one step under the GIL, so a
+        # producer starting on the loop meanwhile cannot break the iteration.
+        running = list(self._producers.values())
+        for camera_id, camera in list(self._cameras.items()):
+            producers = [p for p in running if p.camera_id == camera_id]
             encoders: dict[str, object] = {}
             relay: dict[str, object] | None = None
             for producer in producers:

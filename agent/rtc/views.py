@@ -22,6 +22,7 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender
 from agent.audit import AuditLog
 from agent.config import RtcConfig
 from agent.errors import ValidationError
+from agent.rtc.fanout import PacketTrack
 from agent.rtc.peers import Answer, Offer, PeerBusyError, PeerInfo, PeerSessions
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,9 @@ def prefer_h264(pc: RTCPeerConnection, track: MediaStreamTrack) -> None:
     """Send ``track`` with H.264 only: the hub's tracks carry encoded H.264 (its own encoder's,
     or the camera's), which no other codec could send, and phones decode it in hardware."""
     transceiver = pc.addTransceiver(track, direction="sendonly")
+    if isinstance(track, PacketTrack):
+        # aiortc answers a browser's keyframe request only for tracks it encodes itself.
+        track.bind_sender(transceiver.sender)
     codecs = [
         codec
         for codec in RTCRtpSender.getCapabilities("video").codecs
