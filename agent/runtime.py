@@ -318,6 +318,8 @@ class Runtime:
                 proxy_headers=bool(self.config.web.trusted_proxies),
                 forwarded_allow_ips=list(self.config.web.trusted_proxies) or None,
                 lifespan="on",
+                # A long-lived answer (an event stream, an MJPEG view) must not hold up a stop.
+                timeout_graceful_shutdown=5,
                 ssl_certfile=str(self.tls.cert) if self.tls else None,
                 ssl_keyfile=str(self.tls.key) if self.tls else None,
             )

@@ -50,6 +50,16 @@ def _navigation(request: Request, role: Role | None) -> list[tuple[str, str]]:
     return items
 
 
+def _kiosk_call_events(request: Request, role: Role | None) -> str:
+    """The kiosk's call events for an idle kiosk screen's page, not for the call screen itself
+    (it listens on its own) nor while someone is signed in at the kiosk."""
+    if role is not None or request.app.state.context.calls is None:
+        return ""
+    if not is_kiosk_screen(request) or request.url.path.startswith(_KIOSK_CALLS[0]):
+        return ""
+    return "/api/kiosk/calls/events"
+
+
 def _format_time(value: object, with_seconds: bool = False) -> str:
     """Local wall-clock text for an epoch float or datetime; '' for None."""
     if value is None or value == "":
@@ -133,6 +143,8 @@ def render(
             # Live players on this page (patrol, family): settings and texts for live.js.
             "live_config": live_page_settings(request.app.state.context, principal.role),
             "live_texts": live_page_texts(t),
+            # The kiosk rings wherever its screen is: a ringing call takes it to the call screen.
+            "kiosk_calls_events": _kiosk_call_events(request, principal.role),
             **context,
         },
         status_code=status_code,

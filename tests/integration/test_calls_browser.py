@@ -141,6 +141,29 @@ def test_a_phone_calls_the_kiosk_and_both_see_and_hear_each_other(
     phone.context.close()
 
 
+def test_the_kiosk_rings_from_whatever_page_its_screen_shows(
+    call_server: CallServer, media_chromium: Any
+) -> None:
+    """The kiosk rests on its home page (where the idle return takes it); a call from a phone
+    brings up the call screen with the ring."""
+    kiosk = open_page(media_chromium, KIOSK)
+    kiosk.goto(call_server.url("/"))
+    assert kiosk.locator("body").get_attribute("data-kiosk-calls")
+    phone = open_page(media_chromium, PHONE)
+    sign_in(phone, call_server.base_url, FAMILY_USER)
+    household = call_server.call_parts.households[FAMILY_USER]
+    phone.click(f'[data-call-to="kiosk"][data-household="{household.id}"]')
+    kiosk.wait_for_url("**/kiosk/calls")
+    kiosk.wait_for_selector("[data-call-incoming]:not([hidden])")
+    kiosk.click("[data-call-decline]")
+    phone.wait_for_function(
+        "() => document.querySelector('[data-call-app]').dataset.callState !== 'ringing'"
+    )
+    wait_until(lambda: call_server.call_parts.calls.live() == [], 10, "the call to end")
+    kiosk.context.close()
+    phone.context.close()
+
+
 def test_the_kiosk_calls_a_phone_and_the_kiosk_hangs_up(
     call_server: CallServer, media_chromium: Any
 ) -> None:

@@ -77,6 +77,13 @@
     });
     var kioskIdleMs = secondsAttribute("data-kiosk-idle-seconds");
     if (kioskIdleMs) { watchKioskIdle(kioskIdleMs); }
+    // On the kiosk's own screen, whatever page it shows: a ringing call opens the call screen.
+    var callEvents = document.body.getAttribute("data-kiosk-calls");
+    if (callEvents && window.EventSource) {
+      new EventSource(callEvents).addEventListener("ringing", function () {
+        window.location.assign("/kiosk/calls");
+      });
+    }
     if (document.querySelector("[data-camera-list]")) {
       setInterval(refreshStatus, STATUS_MS);
       var images = document.querySelectorAll("img[data-snapshot]");
