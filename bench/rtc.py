@@ -23,6 +23,7 @@ camera, MQTT off): the viewers sign in as an officer and POST their offers to
     .venv/bin/python bench/rtc.py
     .venv/bin/python bench/rtc.py --viewers 1,4 --seconds 5 --paths sim
     .venv/bin/python bench/rtc.py --paths agent-sim --no-drivers
+    .venv/bin/python bench/rtc.py --call        # one family call instead (bench/rtc_call.py)
 """
 
 from __future__ import annotations
@@ -726,7 +727,21 @@ def main() -> int:
         action="store_false",
         help="skip the encoder driver and encoder settings measurements",
     )
-    args = parser.parse_args()
+    parser.add_argument(
+        "--call",
+        action="store_true",
+        help="measure one family video call instead (bench/rtc_call.py, its own options)",
+    )
+    args, rest = parser.parse_known_args()
+    if args.call:
+        # The call's bench drives two Chromium pages through the real agent: its own script.
+        import rtc_call  # bench/ is this script's folder, first on the path
+
+        sys.argv = [str(Path(__file__).with_name("rtc_call.py")), *rest]
+        rtc_call.main()
+        return 0
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     rows, drivers = asyncio.run(run(args))
     report(args, rows, drivers)
     if args.drivers:
