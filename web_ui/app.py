@@ -37,9 +37,7 @@ _SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
     # Calls use the camera and microphone of this origin's pages only; nothing else is needed.
-    "Permissions-Policy": (
-        "camera=(self), microphone=(self), geolocation=(), payment=(), usb=()"
-    ),
+    "Permissions-Policy": "camera=(self), microphone=(self), geolocation=(), payment=(), usb=()",
     # Another site's window keeps no handle on ours, and may not embed our pictures.
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Resource-Policy": "same-origin",
