@@ -259,6 +259,16 @@ def test_each_side_gets_the_others_picture_and_sound_until_one_hangs_up(
     assert all(row[2] == rows[0][2] for row in rows), "one call, one subject"
 
 
+async def _ended_record(kiosk: _Kiosk, call_id: str) -> Any:
+    """The call's record once its end is written (a call reads as ended a moment before)."""
+    for _ in range(100):
+        record = await kiosk.calls.get(call_id)
+        if record.state is CallState.ENDED:
+            return record
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"call {call_id} never recorded as ended")
+
+
 def test_a_browser_that_goes_away_ends_the_call_for_both(tmp_path: Path) -> None:
     kiosk = _Kiosk(tmp_path)
 
@@ -268,7 +278,7 @@ def test_a_browser_that_goes_away_ends_the_call_for_both(tmp_path: Path) -> None
         await _until(lambda: kiosk.calls.live() == [], "the call to end")
         await _until(lambda: kiosk_page.pc.connectionState == "closed", "the kiosk's peer")
         assert kiosk.peers.peers() == []
-        ended = await kiosk.calls.get(call_id)
+        ended = await _ended_record(kiosk, call_id)
         assert ended.state is CallState.ENDED
         assert ended.reason in (EndReason.HANGUP, EndReason.FAILED)
         await kiosk_page.close()
@@ -326,7 +336,13 @@ def test_an_unanswered_call_is_missed_and_listed_for_its_callee_until_seen(
             caller=FAMILY, household_id=1, household_name="陈家", family_user=FAMILY_USER
         )
         await _until(lambda: kiosk.calls.live() == [], "the ring time to pass", timeout=15)
+        # The call reads as ended at once; its record is written just after.
         missed = await kiosk.calls.missed(KIOSK)
+        for _ in range(100):
+            if missed:
+                break
+            await asyncio.sleep(0.05)
+            missed = await kiosk.calls.missed(KIOSK)
         assert [c.id for c in missed] == [call.id]
         assert missed[0].reason is EndReason.MISSED and missed[0].household_name == "陈家"
         assert await kiosk.calls.missed(PHONE) == [], "the caller missed nothing"
@@ -443,7 +459,7 @@ def test_a_caller_that_never_brings_its_media_fails_the_call(tmp_path: Path) -> 
         )
         await page.accept(answer.sdp)
         await _until(lambda: kiosk.calls.live() == [], "the call to fail", timeout=15)
-        assert (await kiosk.calls.get(call.id)).reason is EndReason.FAILED
+        assert (await _ended_record(kiosk, call.id)).reason is EndReason.FAILED
         assert kiosk.peers.peers() == []
         await page.close()
 
@@ -552,3 +568,25 @@ def test_a_20_fps_picture_is_relayed_at_15_fps_not_10() -> None:
     _run(scenario)
     assert MAX_FPS * 10 - 3 <= len(kept) <= MAX_FPS * 10 + 1
     assert all(frame.format.name == "yuv420p" for frame in kept)
+
+
+def test_the_answer_asks_for_sound_in_60_ms_packets() -> None:
+    from agent.rtc.calls import with_audio_ptime
+
+    sdp = "\r\n".join(
+        ["v=0", "m=audio 9 UDP/TLS/RTP/SAVPF 96", "a=rtpmap:96 opus/48000/2",
+         "m=video 9 UDP/TLS/RTP/SAVPF 97", "a=rtpmap:97 VP8/90000", ""]
+    )  # fmt: skip
+    answered = with_audio_ptime(sdp, 60).split("\r\n")
+    audio, video = (
+        answered.index("m=audio 9 UDP/TLS/RTP/SAVPF 96"),
+        answered.index("m=video 9 UDP/TLS/RTP/SAVPF 97"),
+    )
+    assert answered[audio:video].count("a=ptime:60") == 1
+    assert "a=ptime:60" not in answered[video:]
+    assert answered[-1] == "", "the description still ends with its line break"
+    # Audio last, or a ptime already there: one line, no second.
+    last = "\r\n".join(["v=0", "m=video 9 X 97", "m=audio 9 X 96", "a=rtpmap:96 opus/48000/2", ""])
+    assert with_audio_ptime(last, 60).split("\r\n")[-2] == "a=ptime:60"
+    once = with_audio_ptime(with_audio_ptime(sdp, 60), 60)
+    assert once.count("a=ptime:") == 1
