@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from agent.accounts import Role
+from agent.config import RtcConfig
 from web_ui.context import WebContext
 from web_ui.i18n import Translator
 
@@ -22,16 +23,8 @@ def live_page_settings(context: WebContext, role: Role | None) -> str:
     if context.live is None or role not in LIVE_ROLES:
         return ""
     rtc = context.config.rtc
-    servers = []
-    for server in rtc.ice_servers:
-        entry: dict[str, object] = {"urls": list(server.urls)}
-        if server.username:
-            entry["username"] = server.username
-        if server.credential_file is not None:
-            entry["credential"] = _credential(server.credential_file)
-        servers.append(entry)
     settings = {
-        "iceServers": servers,
+        "iceServers": browser_ice_servers(rtc),
         "tiers": sorted(rtc.tiers),
         "maxPlayers": min(4, rtc.max_viewers),
     }
@@ -40,6 +33,19 @@ def live_page_settings(context: WebContext, role: Role | None) -> str:
 
 def live_page_texts(t: Translator) -> str:
     return json.dumps({key: t(f"live.{key}") for key in _TEXT_KEYS}, ensure_ascii=False)
+
+
+def browser_ice_servers(rtc: RtcConfig) -> list[dict[str, object]]:
+    """The configured STUN/TURN servers as a page's RTCPeerConnection takes them."""
+    servers: list[dict[str, object]] = []
+    for server in rtc.ice_servers:
+        entry: dict[str, object] = {"urls": list(server.urls)}
+        if server.username:
+            entry["username"] = server.username
+        if server.credential_file is not None:
+            entry["credential"] = _credential(server.credential_file)
+        servers.append(entry)
+    return servers
 
 
 def _credential(path: Path) -> str:

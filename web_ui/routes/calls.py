@@ -21,7 +21,6 @@ import hmac
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable
-from pathlib import Path as FilePath
 from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Path, Request
@@ -50,6 +49,7 @@ from agent.village.family import Household, HouseholdNotFoundError
 from web_ui.context import WebContext
 from web_ui.errors import NotFoundError, api_error
 from web_ui.i18n import Translator
+from web_ui.live_page import browser_ice_servers
 from web_ui.params import MAX_RECORD_ID
 from web_ui.rendering import is_kiosk_screen, render, translator
 from web_ui.security import (
@@ -186,29 +186,14 @@ def _answered(answer: Answer) -> Response:
     return Response(payload.model_dump_json(), status_code=201, media_type="application/json")
 
 
-def _credential(path: FilePath) -> str:
-    try:
-        return path.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError):
-        return ""  # the agent refused to start with it unreadable; the page gets no relay
-
-
 def call_page_settings(context: WebContext, side: str, api: str) -> str:
     """JSON for the call page's ``data-call-config``: ICE servers (TURN credentials go only to
     the kiosk's own screen and signed-in family pages), the API base and the ring time."""
     rtc = context.config.rtc
-    servers: list[dict[str, object]] = []
-    for server in rtc.ice_servers:
-        entry: dict[str, object] = {"urls": list(server.urls)}
-        if server.username:
-            entry["username"] = server.username
-        if server.credential_file is not None:
-            entry["credential"] = _credential(server.credential_file)
-        servers.append(entry)
     settings = {
         "side": side,
         "api": api,
-        "iceServers": servers,
+        "iceServers": browser_ice_servers(rtc),
         "ringSeconds": rtc.ring_seconds,
         "kioskIdleSeconds": int(context.config.web.kiosk_idle_seconds) if side == KIOSK else 0,
         # What the agent relays at most: a camera asked for more would be scaled down anyway.
