@@ -83,7 +83,9 @@ class LiveViews:
         )
         return self._peers.count(kind=KIND, group=camera_id) + streams
 
-    def _check(self, camera_id: str, tier: str) -> None:
+    def check(self, camera_id: str, tier: str) -> None:
+        """Whether a view of ``camera_id`` at ``tier`` may start now; raises PeerBusyError or
+        a ValidationError (unknown camera or tier)."""
         if camera_id not in self._cameras():
             raise UnknownCameraError()
         if tier not in self._config.tiers:
@@ -95,7 +97,7 @@ class LiveViews:
 
     async def open(self, offer: Offer, *, viewer: str, camera_id: str, tier: str) -> Answer:
         """Answer a viewer's offer; raises PeerBusyError, OfferError or a ValidationError."""
-        self._check(camera_id, tier)
+        self.check(camera_id, tier)
 
         def attach(pc: RTCPeerConnection) -> list[MediaStreamTrack]:
             track = self._video.track(camera_id, tier)
@@ -145,7 +147,7 @@ class LiveViews:
         self, *, viewer: str, camera_id: str, tier: str
     ) -> AsyncIterator[AsyncIterator[bytes]]:
         """An MJPEG view: the stills for as long as the caller iterates, audited like a peer."""
-        self._check(camera_id, tier)
+        self.check(camera_id, tier)
         self._streams[camera_id] = self._streams.get(camera_id, 0) + 1
         started = self._clock()
         reason = "hangup"

@@ -8,7 +8,6 @@ agent.rtc.views, and counts against the viewer limits, whichever way it is deliv
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -125,28 +124,31 @@ async def live_mjpeg(
     context = web_context(request)
     _may_watch(context, principal, camera_id)
     views = _views(context)
-    session = views.stream(viewer=principal.actor, camera_id=camera_id, tier=tier)
     try:
-        stills = await session.__aenter__()
+        views.check(camera_id, tier)
     except PeerBusyError:
         return _busy(request)
     deadline = time.monotonic() + context.config.rtc.max_view_minutes * 60.0
 
     async def body() -> AsyncIterator[bytes]:
+        # The view (its place under the limits, its audit) is taken only once the stream
+        # runs: a client gone before the first byte leaves nothing held.
+        view = views.stream(viewer=principal.actor, camera_id=camera_id, tier=tier)
         try:
-            async for jpeg in stills:
-                if time.monotonic() > deadline or await request.is_disconnected():
-                    break
-                yield (
-                    (
-                        f"--{_BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
-                        f"Content-Length: {len(jpeg)}\r\n\r\n"
-                    ).encode()
-                    + jpeg
-                    + b"\r\n"
-                )
-        finally:
-            await asyncio.shield(session.__aexit__(None, None, None))
+            async with view as stills:
+                async for jpeg in stills:
+                    if time.monotonic() > deadline or await request.is_disconnected():
+                        break
+                    yield (
+                        (
+                            f"--{_BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
+                            f"Content-Length: {len(jpeg)}\r\n\r\n"
+                        ).encode()
+                        + jpeg
+                        + b"\r\n"
+                    )
+        except PeerBusyError:
+            return  # another viewer took the last place since the check: an empty stream
 
     return StreamingResponse(
         body(),
