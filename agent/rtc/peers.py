@@ -43,6 +43,9 @@ MAX_SDP_BYTES = 64 * 1024
 # browser's from its connectivity checks (a peer-reflexive candidate), so they are dropped.
 _MDNS_CANDIDATE = re.compile(r"^a=candidate:\S+ \d+ \S+ \d+ \S+\.local \d+ .*$", re.MULTILINE)
 _CHECK_SECONDS = 1.0
+# Closing sends DTLS close alerts and stops ICE: well under a second when the other side is
+# there, and nothing to wait for when it is not.
+_CLOSE_SECONDS = 5.0
 
 Attach = Callable[[RTCPeerConnection], Sequence[MediaStreamTrack]]
 ClosedCallback = Callable[["PeerInfo", str], Awaitable[None] | None]
@@ -250,7 +253,9 @@ class PeerSessions:
         )
 
     async def _watch(self, peer: _Peer) -> None:
-        reason = "time_limit"
+        # A cancelled watchdog closes nothing: whoever cancels it (``_close`` or ``close_all`` at
+        # stop) is already closing the peer, and a close awaited inside a cancelled task could
+        # wait forever on a loop that is being torn down.
         try:
             await asyncio.wait_for(
                 peer.connected.wait(), timeout=self._config.connect_timeout_seconds
@@ -259,10 +264,7 @@ class PeerSessions:
             reason = "no_connect"
         else:
             reason = await self._while_alive(peer)
-        finally:
-            if not peer.closing:
-                # Shielded: the watchdog is what closes, even while the agent stops.
-                await asyncio.shield(self._close(peer, reason))
+        await self._close(peer, reason)
 
     async def _while_alive(self, peer: _Peer) -> str:
         heard = time.monotonic()
@@ -286,8 +288,10 @@ class PeerSessions:
         self._peers.pop(peer.info.id, None)
         for track in peer.tracks:
             track.stop()
-        with contextlib.suppress(Exception):  # a half-made connection may fail to close
-            await peer.pc.close()
+        # A half-made connection may fail to close, or wait on ICE work that never ends; a peer
+        # is forgotten either way, so a close is given a bounded time.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(peer.pc.close(), timeout=_CLOSE_SECONDS)
         watchdog = peer.watchdog
         if watchdog is not None and watchdog is not asyncio.current_task():
             watchdog.cancel()

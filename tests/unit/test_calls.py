@@ -156,6 +156,7 @@ class _Kiosk:
             self.accounts.create_user(name, Role.FAMILY.value, PASSWORD)
         self.peers = PeerSessions(self.config)
         self.calls = CallService(self.peers, self.database, self.audit, self.config)
+        _OPEN_KIOSKS.append(self)
 
     def rows(self) -> list[tuple[str, str, str, str]]:
         return [
@@ -175,9 +176,19 @@ async def _collect(calls: CallService, audience: str, into: list[CallEvent]) -> 
                 return
 
 
+_OPEN_KIOSKS: list[_Kiosk] = []
+
+
 def _run(factory: Callable[[], Awaitable[None]]) -> None:
     async def main() -> None:
-        await factory()
+        try:
+            await factory()
+        finally:
+            # As the agent does at stop: nothing a test left open outlives its loop.
+            while _OPEN_KIOSKS:
+                kiosk = _OPEN_KIOSKS.pop()
+                await kiosk.calls.close()
+                await kiosk.peers.close_all()
 
     run_in_own_loop(main)
 
