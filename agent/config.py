@@ -346,6 +346,9 @@ class AgentConfig(_Section):
     web: WebConfig = WebConfig()
     storage: StorageConfig = StorageConfig()
     rtc: RtcConfig = RtcConfig()
+    # One table per village service, ``[services.<name>]``, read and checked by that service's
+    # own settings model when the runtime builds it (agent/village/service.py).
+    services: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @field_validator("cameras")
     @classmethod

@@ -35,6 +35,21 @@ class ValidationError(KioskError):
         super().__init__(f"{field}: {message}")
 
 
+class RecordNotFoundError(ValidationError):
+    """A record that does not exist, or that the asking account may not know of (the web layer
+    answers 404 either way, so ids of other people's records are not confirmed to exist)."""
+
+
+class NotAllowedError(KioskError):
+    """The account may not do this to this record: a business rule, not a missing role (the
+    web layer answers 403). ``code`` is the message's catalog code (``dispute.not_mediator``)."""
+
+    def __init__(self, code: str, message: str = "") -> None:
+        self.code = code
+        self.message = message or code
+        super().__init__(self.message)
+
+
 class AlertLinkError(KioskError):
     """The MQTT link failed in a way the caller must know about."""
 

@@ -42,6 +42,8 @@ from agent.store.retention import apply_retention
 from agent.tls import TlsFiles, prepare_tls
 from agent.village.family import FamilyService
 from agent.village.homestay import HomestayService
+from agent.village.service import ServiceParts
+from agent.village.services import build_services
 from agent.watch import CameraWatch
 
 log = logging.getLogger(__name__)
@@ -75,13 +77,18 @@ class Runtime:
             config, self.database, target=self, sealer=self.vault, audit=self.audit
         )
         self.events.add_listener(self.alerts.enqueue_event)
-        self.homestays = HomestayService(
-            self.database,
-            self.vault,
-            self.audit,
-            self.alerts.enqueue_report,
-            guest_retention_days=config.storage.guest_retention_days,
+        # The village services (homestay, ...), built and migrated from one list.
+        self.services = build_services(
+            ServiceParts(
+                database=self.database,
+                audit=self.audit,
+                accounts=self.accounts,
+                vault=self.vault,
+                config=config,
+                report=self.alerts.enqueue_report,
+            )
         )
+        self.homestays = self.services.get_typed(HomestayService)
         self.family = FamilyService(
             self.database,
             self.audit,
@@ -261,10 +268,11 @@ class Runtime:
     def _apply_retention(self) -> None:
         with self._housekeeping_lock:
             apply_retention(self.database, self.media_dir, self.config.storage)
-            purged = self.homestays.purge_expired()
+            purged = self.services.purge_expired()
             self.alerts.purge_expired()  # logs and counts what it drops itself
-        if purged:
-            log.info("purged %d guest registrations past retention", purged)
+        for name, count in purged.items():
+            if count:
+                log.info("%s: purged %d records past retention", name, count)
 
     def _web_listener(self) -> socket.socket:
         """Bind the web port up front, so a port in use is one clear error, not a traceback."""
@@ -297,6 +305,7 @@ class Runtime:
                 database=self.database,
                 cameras=self.cameras,
                 homestays=self.homestays,
+                services=self.services,
                 audit=self.audit,
                 accounts=self.accounts,
                 health=self.health,

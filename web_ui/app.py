@@ -15,7 +15,7 @@ from web_ui.errors import install_error_handlers
 from web_ui.gate import TrustedHosts, allowed_host_names
 from web_ui.i18n import LANGUAGE_COOKIE, pick_language
 from web_ui.rendering import build_templates
-from web_ui.routes import api, auth, calls, family, homestays, live, police, status
+from web_ui.routes import api, auth, calls, family, live, police, status
 from web_ui.security import (
     CSRF_COOKIE,
     access_table,
@@ -24,6 +24,7 @@ from web_ui.security import (
 )
 from web_ui.throttle import LoginThrottle, PasswordCheckGate
 from web_ui.view_audit import ViewAuditThrottle
+from web_ui.village import service_webs
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -102,15 +103,19 @@ def create_app(context: WebContext) -> FastAPI:
     web = context.config.web
     app.add_middleware(TrustedHosts, allowed=allowed_host_names(web.allowed_hosts, web.host))
 
+    # Each village service brings its own pages, JSON API and menu entries.
+    webs = service_webs(context.services)
+    app.state.service_webs = webs
     routers = [
         ("", status.router),
         ("", auth.router),
-        ("", homestays.router),
+        *(("", web.pages) for web in webs),
         ("", police.router),
         ("", family.router),
         ("", live.router),
         ("", calls.router),
         ("/api", api.router),
+        *(("/api", web.api) for web in webs if web.api is not None),
     ]
     # Built first: it refuses a route without exactly one role guard.
     app.state.access_table = access_table(routers)

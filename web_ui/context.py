@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, cast
+from typing import Protocol, TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -18,6 +18,7 @@ from agent.rtc.views import LiveViews
 from agent.store.database import Database
 from agent.village.family import FamilyService
 from agent.village.homestay import HomestayService
+from agent.village.services import Services
 
 
 class FrameLike(Protocol):
@@ -72,6 +73,9 @@ class CameraLike(Protocol):
     def status(self) -> CameraStatusLike: ...
 
 
+ServiceT = TypeVar("ServiceT")
+_SERVICES_FROM_PARTS = cast("Services", None)
+
 # WebContext.family's default: replaced in __post_init__ by a service built from the context.
 _FAMILY_FROM_PARTS = cast("FamilyService", None)
 
@@ -99,8 +103,16 @@ class WebContext:
     family: FamilyService = _FAMILY_FROM_PARTS
     # Family video calls between the kiosk screen and phones; None when calls are off.
     calls: CallService | None = None
+    # Every village service by name (the runtime's list); just the homestay one when not given.
+    services: Services = _SERVICES_FROM_PARTS
+
+    def service(self, kind: type[ServiceT]) -> ServiceT:
+        """The running service of class ``kind``, for the routes of that service."""
+        return self.services.get_typed(kind)
 
     def __post_init__(self) -> None:
+        if self.services is None:
+            self.services = Services({"homestay": self.homestays})
         if self.family is None:
             camera_ids = {camera.id for camera in self.config.cameras} | set(self.cameras)
             self.family = FamilyService(

@@ -14,13 +14,21 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from agent.errors import KioskError, StoreError, ValidationError
-from agent.village.homestay import ERROR_MESSAGES, RecordNotFoundError
+from agent.errors import (
+    KioskError,
+    NotAllowedError,
+    RecordNotFoundError,
+    StoreError,
+    ValidationError,
+)
+from agent.village.services import error_messages
 from web_ui.i18n import Translator
 from web_ui.rendering import render, translator
 from web_ui.security import AccessDeniedError, current_principal, is_api
 
 log = logging.getLogger(__name__)
+# Every service's error codes with their English text: the fallback where a catalog lacks one.
+ERROR_MESSAGES = error_messages()
 
 
 class NotFoundError(KioskError):
@@ -122,6 +130,17 @@ async def _on_not_found(request: Request, exc: Exception) -> Response:
     return await _error_page(request, 404, "not_found")
 
 
+async def _on_not_allowed(request: Request, exc: Exception) -> Response:
+    """A business rule said no (not the role guard, which answered earlier)."""
+    assert isinstance(exc, NotAllowedError)
+    t = translator(request)
+    message = t.error_message(exc.code, ERROR_MESSAGES.get(exc.code, exc.message))
+    if is_api(request):
+        return api_error(403, None, exc.code, message)
+    principal = await current_principal(request)
+    return render(request, "error.html", principal, status_code=403, status=403, message=message)
+
+
 async def _on_throttled(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, TooManyAttemptsError)
     headers = {"Retry-After": str(exc.retry_after_seconds)}
@@ -157,6 +176,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_request_validation)
     app.add_exception_handler(NotFoundError, _on_not_found)
     app.add_exception_handler(RecordNotFoundError, _on_not_found)
+    app.add_exception_handler(NotAllowedError, _on_not_allowed)
     app.add_exception_handler(TooManyAttemptsError, _on_throttled)
     app.add_exception_handler(StarletteHTTPException, _on_http)
     app.add_exception_handler(StoreError, _on_store)

@@ -20,12 +20,24 @@ LANGUAGE_COOKIE = "vk_lang"
 _INDEXED_FIELD = re.compile(r"^(?P<list>[a-z_]+)\[(?P<index>\d+)\]\.(?P<field>[a-z_]+)$")
 
 
+def catalog_files(language: str) -> list[Path]:
+    """The shared catalog, then each village service's own (web_ui/village/<name>/locales)."""
+    services = sorted((Path(__file__).parent / "village").glob(f"*/locales/{language}.json"))
+    return [LOCALES_DIR / f"{language}.json", *services]
+
+
 @cache
 def catalog(language: str) -> dict[str, str]:
-    data = json.loads((LOCALES_DIR / f"{language}.json").read_text(encoding="utf-8"))
-    if not isinstance(data, dict):
-        raise TypeError(f"{language}.json must hold one object")
-    return {str(key): str(value) for key, value in data.items()}
+    merged: dict[str, str] = {}
+    for path in catalog_files(language):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise TypeError(f"{path} must hold one object")
+        clash = sorted(set(data) & set(merged))
+        if clash:  # a service's key must not silently replace another's
+            raise ValueError(f"{path} repeats catalog keys: {', '.join(clash[:5])}")
+        merged.update({str(key): str(value) for key, value in data.items()})
+    return merged
 
 
 def pick_language(cookie: str | None, default: str) -> str:

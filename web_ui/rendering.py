@@ -9,42 +9,59 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import (
+    ChoiceLoader,
+    Environment,
+    FileSystemLoader,
+    PrefixLoader,
+    StrictUndefined,
+    select_autoescape,
+)
 from starlette.responses import Response
 
 from agent.accounts import Role
 from web_ui.i18n import LANGUAGES, Translator
 from web_ui.live_page import live_page_settings, live_page_texts
 from web_ui.security import CSRF_FIELD, Principal
+from web_ui.village import NavEntry, ServiceWeb, service_folders
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 
-# What each role sees in the navigation bar: (path, catalog key).
+# What each role sees in the navigation bar besides the services' own entries: (path, key).
 _NAV: dict[str | None, list[tuple[str, str]]] = {
     None: [("/", "nav.status"), ("/family/join", "nav.family_join"), ("/login", "nav.login")],
-    Role.HOST: [("/", "nav.status"), ("/host/homestays", "nav.homestays")],
+    Role.HOST: [("/", "nav.status")],
     Role.ADMIN: [
         ("/", "nav.status"),
         ("/police/patrol", "nav.patrol"),
-        ("/admin/homestays", "nav.admin_homestays"),
         ("/admin/households", "nav.households"),
         ("/police/audit", "nav.audit"),
     ],
     Role.POLICE: [
         ("/", "nav.status"),
         ("/police/patrol", "nav.patrol"),
-        ("/police/registrations", "nav.registrations"),
         ("/police/audit", "nav.audit"),
     ],
     Role.FAMILY: [("/", "nav.status"), ("/family", "nav.family"), ("/family/calls", "nav.calls")],
 }
+# The services' entries come before these, which close the menu.
+_LAST_ENTRIES = frozenset({"/admin/households", "/police/audit", "/family/join", "/login"})
 # The kiosk's call screen, in the anonymous menu of the kiosk's own screen only (elsewhere it
 # answers 404), before the sign-in.
 _KIOSK_CALLS = ("/kiosk/calls", "nav.calls")
 
 
+def service_entries(request: Request, role: Role | None) -> list[NavEntry]:
+    """The menu entries of the services that ``role`` may use, in the service list's order."""
+    webs: list[ServiceWeb] = getattr(request.app.state, "service_webs", [])
+    return [entry for web in webs for entry in web.nav if role in entry.roles]
+
+
 def _navigation(request: Request, role: Role | None) -> list[tuple[str, str]]:
-    items = list(_NAV[role])
+    core = _NAV[role]
+    cut = next((i for i, (path, _) in enumerate(core) if path in _LAST_ENTRIES), len(core))
+    services = [(entry.path, entry.key) for entry in service_entries(request, role)]
+    items = [*core[:cut], *services, *core[cut:]]
     if role is None and request.app.state.context.calls is not None and is_kiosk_screen(request):
         items.insert(len(items) - 1, _KIOSK_CALLS)
     return items
@@ -81,8 +98,10 @@ def _format_time(value: object, with_seconds: bool = False) -> str:
 
 
 def build_templates() -> Jinja2Templates:
+    # A service's templates are named "<service>/<file>" and live in its own folder.
+    services = {folder.name: FileSystemLoader(folder / "templates") for folder in service_folders()}
     env = Environment(
-        loader=FileSystemLoader(TEMPLATES_DIR),
+        loader=ChoiceLoader([FileSystemLoader(TEMPLATES_DIR), PrefixLoader(services)]),
         autoescape=select_autoescape(["html"]),
         undefined=StrictUndefined,
         trim_blocks=True,

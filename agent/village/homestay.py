@@ -48,7 +48,7 @@ from pydantic import (
 from pydantic import ValidationError as PydanticValidationError
 
 from agent.audit import MAX_DETAIL, AuditLog, id_range_chunks
-from agent.errors import KioskError, ValidationError, field_path
+from agent.errors import KioskError, RecordNotFoundError, ValidationError, field_path
 from agent.privacy import (
     Vault,
     VaultError,
@@ -61,6 +61,7 @@ from agent.privacy import (
 from agent.store.database import Database, Migration
 from agent.village import identity
 from agent.village.identity import IdType
+from agent.village.service import ReportSink, ServiceParts, ServiceSpec
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,6 @@ SEARCH_ACTION = "guest.search"
 SEARCH_WINDOW = timedelta(hours=1)
 SYSTEM_ACTOR = "system"
 
-ReportSink = Callable[[sqlite_utils.Database, str, dict[str, Any]], None]
 Sex = Literal["male", "female"]
 
 # Guest-form codes; ``identity.ERROR_MESSAGES`` (merged in) holds the document and phone codes.
@@ -137,10 +137,6 @@ ERROR_MESSAGES: dict[str, str] = {
     "guest.not_found": "This guest registration does not exist (it may have been purged).",
     "guest.already_checked_out": "This guest has already checked out.",
 }
-
-
-class RecordNotFoundError(ValidationError):
-    """A homestay or guest id that does not exist (the UI answers 404, not 422)."""
 
 
 class SearchLimitError(KioskError):
@@ -536,11 +532,18 @@ class HomestayService:
         self._retention = timedelta(days=guest_retention_days)
         self._clock = clock
         self._resealed = False
+
+    def migrated(self) -> HomestayService:
+        """The service with its tables ready (for a kiosk built without the service list)."""
+        self.migrate()
+        return self
+
+    def migrate(self) -> None:
         # The key is checked before any migration that decrypts: a wrong key must fail with
         # the message that says what to do, not halfway through re-sealing.
-        database.migrate(AREA, MIGRATIONS)
+        self._database.migrate(AREA, MIGRATIONS)
         self._check_vault_key()
-        database.migrate(AREA, self._migrations())
+        self._database.migrate(AREA, self._migrations())
         if self._resealed:
             self._drop_old_pages()
 
@@ -1217,3 +1220,17 @@ def _to_csv(records: Sequence[GuestRecord]) -> str:
                 ]
             )  # fmt: skip
     return buffer.getvalue()
+
+
+def build(parts: ServiceParts) -> HomestayService:
+    return HomestayService(
+        parts.database,
+        parts.vault,
+        parts.audit,
+        parts.report,
+        guest_retention_days=parts.config.storage.guest_retention_days,
+        clock=parts.clock,
+    )
+
+
+SERVICE = ServiceSpec(AREA, build, ERROR_MESSAGES)

@@ -17,14 +17,13 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from agent.audit import AuditLog
-from agent.errors import ValidationError
+from agent.errors import RecordNotFoundError, ValidationError
 from agent.privacy import Vault, VaultError
 from agent.store.database import Database
 from agent.village.homestay import (
     ERROR_MESSAGES,
     GuestInput,
     HomestayService,
-    RecordNotFoundError,
     SearchLimitError,
 )
 from agent.village.identity import IdType, check_character
@@ -112,7 +111,7 @@ def kiosk(tmp_path: Path) -> Iterator[Kiosk]:
         report,
         guest_retention_days=180,
         clock=clock,
-    )
+    ).migrated()
     homestay = service.create_homestay("山居小院", "溪头村12号", 6, "host1")
     yield Kiosk(database, service, audit, report, clock, homestay.id)
     database.close()
@@ -610,7 +609,7 @@ def test_a_different_key_is_refused_at_start(kiosk: Kiosk, tmp_path: Path) -> No
     same_key = Vault.load_or_create(tmp_path / "secrets" / "vault.key")
     again = HomestayService(
         kiosk.database, same_key, kiosk.audit, kiosk.report, guest_retention_days=180
-    )
+    ).migrated()
     assert len(again.search()) == 1
     with pytest.raises(VaultError, match="restore the original key"):
         HomestayService(
@@ -619,7 +618,7 @@ def test_a_different_key_is_refused_at_start(kiosk: Kiosk, tmp_path: Path) -> No
             kiosk.audit,
             kiosk.report,
             guest_retention_days=180,
-        )
+        ).migrated()
 
 
 # -- properties ----------------------------------------------------------------------------------
@@ -807,7 +806,7 @@ def test_an_existing_database_is_resealed_and_its_clear_dates_are_gone(tmp_path:
 
     service = HomestayService(
         database, vault, audit, ReportRecorder(), guest_retention_days=180, clock=Clock()
-    )
+    ).migrated()
     after = raw()
     for leftover in (b"1990-03-07", b"2015-06-01", old_tail, "杭州市***".encode()):
         assert leftover not in after, leftover
@@ -830,7 +829,9 @@ def test_an_existing_database_is_resealed_and_its_clear_dates_are_gone(tmp_path:
     assert (full.birth_date, full.companions[0].birth_date) == (date(1990, 3, 7), date(2015, 6, 1))
     assert full.id_number == GUEST_ID
     # Opening the database again does not migrate twice.
-    again = HomestayService(database, vault, audit, ReportRecorder(), guest_retention_days=180)
+    again = HomestayService(
+        database, vault, audit, ReportRecorder(), guest_retention_days=180
+    ).migrated()
     assert (
         again.get_guest(found[0].id, actor="police1", unmasked=True).birth_date == full.birth_date
     )
@@ -859,7 +860,7 @@ def test_an_existing_database_with_another_key_is_refused_before_resealing(
     with pytest.raises(VaultError, match="restore the original key"):
         HomestayService(
             database, Vault(b"o" * 32), audit, ReportRecorder(), guest_retention_days=180
-        )
+        ).migrated()
     with database.read() as db:
         assert db.execute("SELECT birth_date FROM guests").fetchone() == ("1990-03-07",)
     database.close()

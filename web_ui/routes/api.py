@@ -19,14 +19,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
 from agent.accounts import Role
-from agent.errors import ValidationError
+from agent.errors import RecordNotFoundError, ValidationError
 from agent.village.homestay import (
     CompanionRecord,
     GuestInput,
     GuestQuery,
     GuestRecord,
     Homestay,
-    RecordNotFoundError,
     SearchLimitError,
 )
 from web_ui.context import WebContext

@@ -15,8 +15,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
 from agent.accounts import Role
-from agent.errors import ValidationError
-from agent.village.homestay import Homestay, RecordNotFoundError
+from agent.errors import RecordNotFoundError, ValidationError
+from agent.village.homestay import Homestay
 from web_ui.context import WebContext
 from web_ui.errors import NotFoundError, validation_detail, validation_text
 from web_ui.forms import (

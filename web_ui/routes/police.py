@@ -20,8 +20,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
 from agent.accounts import Role
-from agent.errors import ValidationError
-from agent.village.homestay import GuestQuery, RecordNotFoundError, SearchLimitError
+from agent.errors import RecordNotFoundError, ValidationError
+from agent.village.homestay import GuestQuery, SearchLimitError
 from web_ui.errors import NotFoundError, validation_text
 from web_ui.params import RecordId
 from web_ui.rendering import render, translator

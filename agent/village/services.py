@@ -1,0 +1,80 @@
+"""The village services this kiosk runs: one line each. The runtime builds, migrates and purges
+them in this order; the web layer shows the pages of each from web_ui/village/<name>/.
+
+To add a service, copy a service folder (agent/village/<name>/ and web_ui/village/<name>/),
+rename it and add its SERVICE here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TypeVar
+
+from agent.errors import ConfigError
+from agent.village import homestay
+from agent.village.service import ServiceParts, ServiceSpec, VillageService
+
+log = logging.getLogger(__name__)
+
+SERVICES: tuple[ServiceSpec, ...] = (homestay.SERVICE,)
+
+ServiceT = TypeVar("ServiceT")
+
+
+class Services(Mapping[str, VillageService]):
+    """The built services by name, in the order of the list."""
+
+    def __init__(self, services: Mapping[str, VillageService]) -> None:
+        self._services = dict(services)
+
+    def __getitem__(self, name: str) -> VillageService:
+        return self._services[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._services)
+
+    def __len__(self) -> int:
+        return len(self._services)
+
+    def get_typed(self, kind: type[ServiceT]) -> ServiceT:
+        """The one service of class ``kind`` (for a route that needs it by type)."""
+        for service in self._services.values():
+            if isinstance(service, kind):
+                return service
+        raise LookupError(f"no {kind.__name__} is running on this kiosk")
+
+    def purge_expired(self) -> dict[str, int]:
+        """Every service's purge; one failing service is logged and the others still run."""
+        purged: dict[str, int] = {}
+        for name, service in self._services.items():
+            try:
+                purged[name] = service.purge_expired()
+            except Exception:
+                log.exception("purging the %s service failed; it is tried again next pass", name)
+        return purged
+
+
+def error_messages(specs: Sequence[ServiceSpec] = SERVICES) -> dict[str, str]:
+    """Every service's error codes with their English text."""
+    messages: dict[str, str] = {}
+    for spec in specs:
+        messages.update(spec.error_messages)
+    return messages
+
+
+def build_services(parts: ServiceParts, specs: Sequence[ServiceSpec] = SERVICES) -> Services:
+    """Build and migrate every service; a ``[services.<name>]`` table for no service is a
+    config error (a typo would otherwise be ignored silently)."""
+    names = [spec.name for spec in specs]
+    unknown = sorted(set(parts.config.services) - set(names))
+    if unknown:
+        raise ConfigError(
+            [f"services.{name}: no such service (known: {', '.join(names)})" for name in unknown]
+        )
+    built: dict[str, VillageService] = {}
+    for spec in specs:
+        service = spec.build(parts)
+        service.migrate()
+        built[spec.name] = service
+    return Services(built)
