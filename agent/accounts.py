@@ -89,6 +89,7 @@ class Role(StrEnum):
     POLICE = "police"
     HOST = "host"  # homestay operator
     FAMILY = "family"  # migrant worker watching the home camera
+    STAFF = "staff"  # village committee staff: mediators, carers, replies, notices
 
 
 @dataclass(frozen=True)

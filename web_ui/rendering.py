@@ -43,6 +43,7 @@ _NAV: dict[str | None, list[tuple[str, str]]] = {
         ("/police/audit", "nav.audit"),
     ],
     Role.FAMILY: [("/", "nav.status"), ("/family", "nav.family"), ("/family/calls", "nav.calls")],
+    Role.STAFF: [("/", "nav.status")],
 }
 # The services' entries come before these, which close the menu.
 _LAST_ENTRIES = frozenset({"/admin/households", "/police/audit", "/family/join", "/login"})
