@@ -42,7 +42,7 @@ from agent.store.retention import apply_retention
 from agent.tls import TlsFiles, prepare_tls
 from agent.village.family import FamilyService
 from agent.village.homestay import HomestayService
-from agent.village.service import ServiceParts
+from agent.village.service import TICK_SECONDS, ServiceParts
 from agent.village.services import build_services
 from agent.watch import CameraWatch
 
@@ -252,6 +252,13 @@ class Runtime:
         # still up, so the police get the end of what they were told had started.
         self.watches[camera_id].close()
 
+    async def _service_ticks(self) -> None:
+        """The village services' scheduled work (missed check-ins, missed rounds), in a
+        thread: a slow pass delays the next one, never the web UI."""
+        while True:
+            await asyncio.to_thread(self.services.tick)
+            await asyncio.sleep(TICK_SECONDS)
+
     async def _housekeeping(self) -> None:
         """Retention of media and guest data, and the systemd watchdog, off the frame path."""
         watchdog = self._notifier.watchdog_interval_seconds()
@@ -294,6 +301,7 @@ class Runtime:
 
         listener = self._web_listener() if self.config.web.enabled else None
         housekeeping = asyncio.create_task(self._housekeeping())
+        service_ticks = asyncio.create_task(self._service_ticks())
         server_task: asyncio.Task[None] | None = None
         if listener is not None:
             web_config = self.config
@@ -357,6 +365,7 @@ class Runtime:
             # A graceful uvicorn shutdown closes open connections within its own timeout.
             self._server.should_exit = True
         housekeeping.cancel()
+        service_ticks.cancel()
         stop_waiter.cancel()
         await asyncio.gather(*watched, return_exceptions=True)
 

@@ -538,6 +538,9 @@ class HomestayService:
         self.migrate()
         return self
 
+    def tick(self) -> None:
+        """Registration has no deadline of its own to watch (reports wait in the outbox)."""
+
     def migrate(self) -> None:
         # The key is checked before any migration that decrypts: a wrong key must fail with
         # the message that says what to do, not halfway through re-sealing.

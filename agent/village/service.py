@@ -79,6 +79,16 @@ class VillageService(Protocol):
     def purge_expired(self) -> int:
         """Delete what the service may no longer keep; returns how many records went."""
 
+    def tick(self) -> None:
+        """Scheduled work: raise what is due (a missed check-in, a missed patrol round).
+        Called every TICK_SECONDS from a worker thread; a service with nothing scheduled
+        returns at once."""
+
+
+# How often the runtime calls every service's tick: a missed check-in or round is raised
+# within this long of its deadline.
+TICK_SECONDS = 30.0
+
 
 @dataclass(frozen=True)
 class ServiceSpec:

@@ -54,6 +54,14 @@ class Services(Mapping[str, VillageService]):
                 log.exception("purging the %s service failed; it is tried again next pass", name)
         return purged
 
+    def tick(self) -> None:
+        """Every service's scheduled work; one failing service is logged, the others run."""
+        for name, service in self._services.items():
+            try:
+                service.tick()
+            except Exception:
+                log.exception("the scheduled work of the %s service failed", name)
+
 
 def error_messages(specs: Sequence[ServiceSpec] = SERVICES) -> dict[str, str]:
     """Every service's error codes with their English text."""
