@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 import sqlite_utils
 from pydantic import BaseModel
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 # Writes a report for the county in the caller's transaction: (db, kind, payload). The outbox
 # sends it when the link is up (sealed to the centre's key where one is configured).
 SettingsT = TypeVar("SettingsT", bound=BaseModel)
+ServiceT = TypeVar("ServiceT")
 ReportSink = Callable[[sqlite_utils.Database, str, dict[str, Any]], None]
 
 
@@ -55,6 +56,16 @@ class ServiceParts:
     config: AgentConfig
     report: ReportSink = _no_report
     clock: Callable[[], datetime] = utc_now
+    # The services built before this one (earlier in the list), for a service that relies on
+    # another: tourism's bookings name homestays. Filled in by build_services.
+    earlier: Mapping[str, VillageService] = field(default_factory=dict)
+
+    def service(self, kind: type[ServiceT]) -> ServiceT:
+        """The earlier-built service of class ``kind`` (a service the list puts before this)."""
+        for built in self.earlier.values():
+            if isinstance(built, kind):
+                return built
+        raise LookupError(f"{kind.__name__} must come earlier in the service list")
 
     def settings(self, name: str, model: type[SettingsT]) -> SettingsT:
         """The service's ``[services.<name>]`` table checked by ``model``; a bad table is a
@@ -99,3 +110,15 @@ class ServiceSpec:
     name: str
     build: Callable[[ServiceParts], VillageService]
     error_messages: Mapping[str, str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class CheckInPrefill(Protocol):
+    """A service that can fill in a guest registration for a host (tourism: a confirmed
+    booking). The homestay registration form asks whichever service provides this."""
+
+    def check_in_prefill(self, booking_id: int, *, host_username: str) -> Mapping[str, str]:
+        """Guest-form field values (``name``, ``phone``, ``check_in``, ``expected_check_out``
+        ...) of a confirmed booking at one of ``host_username``'s homestays; raises
+        RecordNotFoundError for any other booking."""
+        ...

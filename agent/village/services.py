@@ -7,6 +7,7 @@ rename it and add its SERVICE here.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TypeVar
@@ -43,6 +44,13 @@ class Services(Mapping[str, VillageService]):
             if isinstance(service, kind):
                 return service
         raise LookupError(f"no {kind.__name__} is running on this kiosk")
+
+    def providing(self, kind: type[ServiceT]) -> ServiceT | None:
+        """The first service that implements the runtime-checkable protocol ``kind``."""
+        for service in self._services.values():
+            if isinstance(service, kind):
+                return service
+        return None
 
     def purge_expired(self) -> dict[str, int]:
         """Every service's purge; one failing service is logged and the others still run."""
@@ -82,7 +90,7 @@ def build_services(parts: ServiceParts, specs: Sequence[ServiceSpec] = SERVICES)
         )
     built: dict[str, VillageService] = {}
     for spec in specs:
-        service = spec.build(parts)
+        service = spec.build(dataclasses.replace(parts, earlier=dict(built)))
         service.migrate()
         built[spec.name] = service
     return Services(built)
