@@ -195,7 +195,7 @@ def test_fuzzed_registration_form_never_answers_5xx(web_app: App) -> None:
     """The page form takes any text in any field without a server error."""
     from hypothesis import strategies as st
 
-    from web_ui.forms import COMPANION_FIELDS, GUEST_FIELDS
+    from web_ui.village.homestay.forms import COMPANION_FIELDS, GUEST_FIELDS
 
     names = [*GUEST_FIELDS, "companion_count", "action"]
     names += [f"companions-{i}-{name}" for i in range(2) for name in COMPANION_FIELDS]

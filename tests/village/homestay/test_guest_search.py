@@ -20,7 +20,7 @@ from tests.fixtures.browser import (
     resident_id,
 )
 from web_ui.app import create_app
-from web_ui.searches import SearchStore
+from web_ui.village.homestay.searches import SearchStore
 
 H, P = "host", "police"
 SEARCH = "/police/registrations/search"

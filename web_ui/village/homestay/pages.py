@@ -1,7 +1,7 @@
 """Homestay pages: a host registers and checks out guests; an admin creates homestays.
 
 A host sees only the homestays assigned to their account; another host's homestay or guest
-answers 404, so ids of other homestays are not confirmed to exist.
+answers 404 (the service's rule), so ids of other homestays are not confirmed to exist.
 """
 
 from __future__ import annotations
@@ -16,10 +16,12 @@ from starlette.responses import RedirectResponse, Response
 
 from agent.accounts import Role
 from agent.errors import RecordNotFoundError, ValidationError
-from agent.village.homestay import Homestay
-from web_ui.context import WebContext
-from web_ui.errors import NotFoundError, validation_detail, validation_text
-from web_ui.forms import (
+from agent.village.homestay import Homestay, HomestayService
+from web_ui.errors import validation_detail, validation_text
+from web_ui.params import RecordId
+from web_ui.rendering import render, translator
+from web_ui.security import Principal, require_roles, web_context
+from web_ui.village.homestay.forms import (
     COMPANION_FIELDS,
     ID_TYPES,
     SEXES,
@@ -27,45 +29,35 @@ from web_ui.forms import (
     companion_input_name,
     input_name_for,
 )
-from web_ui.params import RecordId
-from web_ui.rendering import render, translator
-from web_ui.security import Principal, require_roles, web_context
 
 router = APIRouter(include_in_schema=False)
 
 _NOTICES = frozenset({"registered", "checked_out", "created"})
 
 
-def own_homestay(context: WebContext, principal: Principal, homestay_id: int) -> Homestay:
-    try:
-        homestay = context.homestays.get_homestay(homestay_id)
-    except RecordNotFoundError as exc:
-        raise NotFoundError("homestay") from exc
-    if homestay.host_username != principal.username:
-        raise NotFoundError("homestay")
-    return homestay
+def homestays(request: Request) -> HomestayService:
+    return web_context(request).service(HomestayService)
 
 
 def _notice(request: Request) -> str | None:
     done = request.query_params.get("done", "")
-    return translator(request)(f"notice.{done}") if done in _NOTICES else None
+    return translator(request)(f"homestay.notice.{done}") if done in _NOTICES else None
 
 
 @router.get("/host/homestays")
 def host_homestays(
     request: Request, principal: Annotated[Principal, require_roles(Role.HOST)]
 ) -> Response:
-    context = web_context(request)
-    homestays = context.homestays.list_homestays(host_username=principal.username)
+    service = homestays(request)
+    own = service.list_homestays(host_username=principal.actor)
     guests = {
-        homestay.id: context.homestays.search(homestay_id=homestay.id, active_only=True)
-        for homestay in homestays
+        homestay.id: service.search(homestay_id=homestay.id, active_only=True) for homestay in own
     }
     return render(
         request,
-        "host_homestays.html",
+        "homestay/host_homestays.html",
         principal,
-        homestays=homestays,
+        homestays=own,
         guests=guests,
         notice=_notice(request),
     )
@@ -82,7 +74,7 @@ def _render_register(
 ) -> Response:
     return render(
         request,
-        "register_guest.html",
+        "homestay/register_guest.html",
         principal,
         status_code=status_code,
         homestay=homestay,
@@ -103,7 +95,7 @@ def register_form(
     homestay_id: RecordId,
     principal: Annotated[Principal, require_roles(Role.HOST)],
 ) -> Response:
-    homestay = own_homestay(web_context(request), principal, homestay_id)
+    homestay = homestays(request).host_homestay(homestay_id, host_username=principal.actor)
     now = dt.datetime.now().replace(second=0, microsecond=0)
     form = GuestForm.blank(
         {
@@ -122,8 +114,10 @@ async def register_submit(
     homestay_id: RecordId,
     principal: Annotated[Principal, require_roles(Role.HOST)],
 ) -> Response:
-    context = web_context(request)
-    homestay = await run_in_threadpool(own_homestay, context, principal, homestay_id)
+    service = homestays(request)
+    homestay = await run_in_threadpool(
+        partial(service.host_homestay, homestay_id, host_username=principal.actor)
+    )
     raw = await request.form()
     form = GuestForm.from_form(raw)
     action = raw.get("action")
@@ -136,10 +130,16 @@ async def register_submit(
     try:
         guest = form.to_input()
         await run_in_threadpool(
-            context.homestays.check_in, homestay.id, guest, actor=principal.actor
+            partial(
+                service.check_in,
+                homestay.id,
+                guest,
+                actor=principal.actor,
+                host_username=principal.actor,
+            )
         )
-    except RecordNotFoundError as exc:
-        raise NotFoundError("homestay") from exc
+    except RecordNotFoundError:
+        raise
     except ValidationError as exc:
         return _render_register(request, principal, homestay, form, error=exc, status_code=422)
     return RedirectResponse("/host/homestays?done=registered", status_code=303)
@@ -151,13 +151,7 @@ def checkout_submit(
     guest_id: RecordId,
     principal: Annotated[Principal, require_roles(Role.HOST)],
 ) -> Response:
-    context = web_context(request)
-    try:
-        guest = context.homestays.get_guest(guest_id, actor=principal.actor)
-    except RecordNotFoundError as exc:
-        raise NotFoundError("guest") from exc
-    own_homestay(context, principal, guest.homestay_id)
-    context.homestays.check_out(guest_id, actor=principal.actor)
+    homestays(request).check_out(guest_id, actor=principal.actor, host_username=principal.actor)
     return RedirectResponse("/host/homestays?done=checked_out", status_code=303)
 
 
@@ -172,10 +166,10 @@ def _render_admin(
     context = web_context(request)
     return render(
         request,
-        "admin_homestays.html",
+        "homestay/admin_homestays.html",
         principal,
         status_code=status_code,
-        homestays=context.homestays.list_homestays(),
+        homestays=homestays(request).list_homestays(),
         hosts=context.accounts.list_users(role=Role.HOST),
         values=values or {},
         error_text=validation_text(translator(request), error) if error else None,
@@ -192,25 +186,6 @@ def admin_homestays(
     return _render_admin(request, principal)
 
 
-def create_homestay_checked(
-    context: WebContext, name: str, address: str, rooms: object, host_username: str
-) -> Homestay:
-    """Create a homestay for an existing host account; raises ValidationError otherwise."""
-    host = context.accounts.get_user(host_username) if host_username else None
-    if host_username and (host is None or host.role is not Role.HOST):
-        raise ValidationError("host_username", "host_username.unknown")
-    if isinstance(rooms, str):
-        if not rooms.strip():
-            raise ValidationError("rooms", "rooms.required")
-        try:
-            rooms = int(rooms)
-        except ValueError as exc:
-            raise ValidationError("rooms", "rooms.invalid") from exc
-    if not isinstance(rooms, int):
-        raise ValidationError("rooms", "rooms.invalid")
-    return context.homestays.create_homestay(name, address, rooms, host_username)
-
-
 @router.post("/admin/homestays")
 async def admin_create_homestay(
     request: Request, principal: Annotated[Principal, require_roles(Role.ADMIN)]
@@ -222,12 +197,14 @@ async def admin_create_homestay(
     }
     try:
         await run_in_threadpool(
-            create_homestay_checked,
-            web_context(request),
-            values["name"],
-            values["address"],
-            values["rooms"],
-            values["host_username"],
+            partial(
+                homestays(request).add_homestay,
+                values["name"],
+                values["address"],
+                values["rooms"],
+                values["host_username"],
+                actor=principal.actor,
+            )
         )
     except ValidationError as exc:
         return await run_in_threadpool(

@@ -480,7 +480,7 @@ def test_a_huge_export_lists_every_id_over_several_audit_entries(
     # A detail with room for one id at a time: the ids continue on further entries, none is
     # cut off.
     head = "rows=3 filters=active_only"
-    monkeypatch.setattr("agent.village.homestay.MAX_DETAIL", len(head) + 40 + 2)
+    monkeypatch.setattr("agent.village.homestay.service.MAX_DETAIL", len(head) + 40 + 2)
     kiosk.service.export_csv(actor="police1", active_only=True)
     entries = list(reversed(kiosk.audit.entries(action="guest.export")))
     assert [e.detail for e in entries] == [
