@@ -42,8 +42,8 @@ from agent.store.retention import apply_retention
 from agent.tls import TlsFiles, prepare_tls
 from agent.village.family import FamilyService
 from agent.village.homestay import HomestayService
-from agent.village.service import TICK_SECONDS, ServiceParts
-from agent.village.services import build_services
+from agent.village.service import TICK_SECONDS, ServiceParts, service_commands
+from agent.village.services import SERVICES, build_services
 from agent.watch import CameraWatch
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,8 @@ class Runtime:
                 report=self.alerts.enqueue_report,
             )
         )
+        # The command centre's commands for the services (a notice for the screen ...).
+        self.alerts.add_commands(service_commands(SERVICES, self.services))
         self.homestays = self.services.get_typed(HomestayService)
         self.family = FamilyService(
             self.database,

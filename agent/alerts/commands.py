@@ -12,7 +12,7 @@ import json
 import logging
 import re
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Protocol
 
@@ -69,6 +69,18 @@ class HealthRequest(_Request):
     pass
 
 
+class _ServiceRequest(_Request):
+    """A village service's command: the id is checked here, the rest by the service."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+# A village service's command bound to the running service: the request object -> the result.
+# It raises ValidationError for bad input, like the built-in commands' targets.
+ServiceHandler = Callable[[Mapping[str, Any]], Mapping[str, Any]]
+_COMMAND_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
+
+
 REQUEST_SCHEMAS: dict[str, type[_Request]] = {
     "arm": ArmRequest,
     "disarm": ArmRequest,
@@ -123,8 +135,11 @@ def _camera_id(value: object) -> str | None:
 class CommandProcessor:
     """Validates and executes requests; a repeated id gets the first reply, not a second run."""
 
-    def __init__(self, target: CommandTarget) -> None:
+    def __init__(
+        self, target: CommandTarget, services: Mapping[str, ServiceHandler] | None = None
+    ) -> None:
         self._target = target
+        self._services: dict[str, ServiceHandler] = {}
         self._recent: OrderedDict[str, Outcome] = OrderedDict()
         self._handlers: dict[str, Callable[[Any], Outcome]] = {
             "arm": self._arm,
@@ -133,6 +148,18 @@ class CommandProcessor:
             "sensitivity": self._sensitivity,
             "health": self._health,
         }
+        self.add_service_commands(services or {})
+
+    def add_service_commands(self, commands: Mapping[str, ServiceHandler]) -> None:
+        """The village services' commands (``notice`` ...); call before the link starts."""
+        for name, handler in commands.items():
+            if not _COMMAND_NAME.fullmatch(name) or name in self.known() or name == "result":
+                raise ValueError(f"a service command cannot be named {name!r}")
+            self._services[name] = handler
+
+    def known(self) -> frozenset[str]:
+        """Every command name this processor answers."""
+        return frozenset(REQUEST_SCHEMAS) | frozenset(self._services)
 
     def handle(self, name: str, raw: bytes) -> Outcome:
         if len(raw) > _MAX_REQUEST_BYTES:
@@ -141,9 +168,9 @@ class CommandProcessor:
             data = json.loads(raw)
         except (UnicodeDecodeError, ValueError):
             return self._error(None, "request is not valid JSON")
-        schema = REQUEST_SCHEMAS.get(name)
+        schema = _ServiceRequest if name in self._services else REQUEST_SCHEMAS.get(name)
         if schema is None:
-            known = ", ".join(sorted(REQUEST_SCHEMAS))
+            known = ", ".join(sorted(self.known()))
             return self._error(_request_id(data), f"unknown command {name!r} (known: {known})")
         if not isinstance(data, dict):
             return self._error(None, "request must be a JSON object")
@@ -167,6 +194,8 @@ class CommandProcessor:
 
     def _execute(self, name: str, request: _Request) -> Outcome:
         try:
+            if name in self._services:
+                return self._service_command(name, request)
             return self._handlers[name](request)
         except ValidationError as exc:
             return self._error(request.id, str(exc))
@@ -195,6 +224,10 @@ class CommandProcessor:
     def _sensitivity(self, request: SensitivityRequest) -> Outcome:
         self._target.set_sensitivity(request.camera, request.value)
         return self._ok(request.id, {"camera": request.camera, "value": request.value})
+
+    def _service_command(self, name: str, request: _Request) -> Outcome:
+        result = self._services[name](request.model_dump())
+        return self._ok(request.id, jsonable(dict(result)))
 
     def _health(self, request: HealthRequest) -> Outcome:
         return self._ok(request.id, jsonable(dict(self._target.health())))

@@ -16,7 +16,7 @@ import sqlite_utils
 from pydantic import ValidationError as PydanticValidationError
 
 from agent.alerts import outbox
-from agent.alerts.commands import REQUEST_SCHEMAS, CommandProcessor, CommandTarget, Outcome
+from agent.alerts.commands import CommandProcessor, CommandTarget, Outcome, ServiceHandler
 from agent.alerts.discovery import DiscoveredCamera, discovery_messages
 from agent.alerts.link import MqttLink, StateMessage
 from agent.alerts.outbox import MessageKind, OutboxLimits, OutboxRow, PayloadSealer, Seal
@@ -140,6 +140,10 @@ class AlertService:
     @property
     def topics(self) -> Topics:
         return self._topics
+
+    def add_commands(self, commands: Mapping[str, ServiceHandler]) -> None:
+        """The village services' remote commands; before ``start``, which runs the worker."""
+        self._processor.add_service_commands(commands)
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -402,7 +406,7 @@ class AlertService:
             detail += " (repeated request, not run again)"
         if reply.id is not None:
             detail += f"; request {reply.id}"
-        self._record(_command_action(name), outcome.camera or self._config.device.id, detail)
+        self._record(self._command_action(name), outcome.camera or self._config.device.id, detail)
 
     def _audit_refused(self) -> None:
         while True:
@@ -410,7 +414,12 @@ class AlertService:
                 name = self._refused.popleft()
             except IndexError:
                 return
-            self._record(_command_action(name), self._config.device.id, "error: kiosk busy")
+            self._record(self._command_action(name), self._config.device.id, "error: kiosk busy")
+
+    def _command_action(self, name: str) -> str:
+        """``command.<name>`` for a known command; anything else arrived on the topic is not
+        trusted into the action column as it is."""
+        return f"command.{name}" if name in self._processor.known() else "command.unknown"
 
     def _record(self, action: str, subject: str, detail: str) -> None:
         if self._audit is None:
@@ -461,9 +470,3 @@ class AlertService:
             log.warning("health not published: %s", exc)
             return True
         return self._link.publish(self._topics.health, json.dumps(jsonable(message)).encode())
-
-
-def _command_action(name: str) -> str:
-    """``command.<name>`` for a known command; anything else arrived on the topic is not
-    trusted into the action column as it is."""
-    return f"command.{name}" if name in REQUEST_SCHEMAS else "command.unknown"

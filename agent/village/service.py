@@ -12,7 +12,8 @@ Business rules (who may do what to which record) live in the service, never in a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
@@ -21,7 +22,7 @@ import sqlite_utils
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
-from agent.errors import ConfigError, field_path
+from agent.errors import ConfigError, ValidationError, field_path
 
 if TYPE_CHECKING:
     from agent.accounts import AccountStore
@@ -35,6 +36,13 @@ if TYPE_CHECKING:
 SettingsT = TypeVar("SettingsT", bound=BaseModel)
 ServiceT = TypeVar("ServiceT")
 ReportSink = Callable[[sqlite_utils.Database, str, dict[str, Any]], None]
+# A remote command a service answers (``<prefix>/<device>/cmd/<name>``): handler(service,
+# request) -> the reply's ``result``. ``request`` is the JSON object as it arrived, its ``id``
+# already checked; bad input raises ValidationError(field, code) with a code of the service's
+# ERROR_MESSAGES, which the reply spells out in English.
+ServiceCommand = Callable[[Any, Mapping[str, Any]], Mapping[str, Any]]
+# The same, bound to the running service: request -> result.
+BoundCommand = Callable[[Mapping[str, Any]], Mapping[str, Any]]
 
 
 def utc_now() -> datetime:
@@ -110,6 +118,44 @@ class ServiceSpec:
     name: str
     build: Callable[[ServiceParts], VillageService]
     error_messages: Mapping[str, str] = field(default_factory=dict)
+    # Remote commands from the county command centre, by command name (one topic segment).
+    commands: Mapping[str, ServiceCommand] = field(default_factory=dict)
+
+    def bound_commands(self, service: VillageService) -> dict[str, BoundCommand]:
+        """This service's commands bound to its running instance; a refusal's code becomes its
+        English text, since the command centre reads the reply, not a catalog."""
+        return {
+            name: functools.partial(_run_command, handler, service, self.error_messages)
+            for name, handler in self.commands.items()
+        }
+
+
+def _run_command(
+    handler: ServiceCommand,
+    service: VillageService,
+    messages: Mapping[str, str],
+    request: Mapping[str, Any],
+) -> Mapping[str, Any]:
+    try:
+        return handler(service, request)
+    except ValidationError as exc:
+        raise ValidationError(exc.field, messages.get(exc.message, exc.message)) from exc
+
+
+def service_commands(
+    specs: Sequence[ServiceSpec], services: Mapping[str, VillageService]
+) -> dict[str, BoundCommand]:
+    """Every running service's remote commands by name; two services answering one name is a
+    mistake in the list, refused at start."""
+    commands: dict[str, BoundCommand] = {}
+    for spec in specs:
+        if spec.name not in services:
+            continue
+        for name, bound in spec.bound_commands(services[spec.name]).items():
+            if name in commands:
+                raise ValueError(f"two services answer the remote command {name!r}")
+            commands[name] = bound
+    return commands
 
 
 @runtime_checkable
