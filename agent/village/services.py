@@ -13,12 +13,16 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TypeVar
 
 from agent.errors import ConfigError
-from agent.village import homestay, notices
+from agent.village import care, homestay, notices
 from agent.village.service import ServiceParts, ServiceSpec, VillageService
 
 log = logging.getLogger(__name__)
 
-SERVICES: tuple[ServiceSpec, ...] = (homestay.SERVICE, notices.SERVICE)
+SERVICES: tuple[ServiceSpec, ...] = (
+    homestay.SERVICE,
+    notices.SERVICE,
+    care.SERVICE,
+)
 
 ServiceT = TypeVar("ServiceT")
 
