@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TypeVar
 
 from agent.errors import ConfigError
-from agent.village import care, homestay, notices
+from agent.village import care, homestay, notices, products
 from agent.village.service import ServiceParts, ServiceSpec, VillageService
 
 log = logging.getLogger(__name__)
@@ -22,6 +22,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
     homestay.SERVICE,
     notices.SERVICE,
     care.SERVICE,
+    products.SERVICE,
 )
 
 ServiceT = TypeVar("ServiceT")
