@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TypeVar
 
 from agent.errors import ConfigError
-from agent.village import care, homestay, notices, products
+from agent.village import care, disputes, homestay, notices, products
 from agent.village.service import ServiceParts, ServiceSpec, VillageService
 
 log = logging.getLogger(__name__)
@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 SERVICES: tuple[ServiceSpec, ...] = (
     homestay.SERVICE,
     notices.SERVICE,
+    disputes.SERVICE,
     care.SERVICE,
     products.SERVICE,
 )
