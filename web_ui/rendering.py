@@ -78,6 +78,14 @@ def _kiosk_call_events(request: Request, role: Role | None) -> str:
     return "/api/kiosk/calls/events"
 
 
+def _kiosk_notices(request: Request) -> str:
+    """Where the kiosk screen's pages ask for an urgent notice to show over whatever they show
+    (every page of the screen, whoever is signed in: an urgent notice is for everyone)."""
+    if "notices" not in request.app.state.context.services or not is_kiosk_screen(request):
+        return ""
+    return "/api/kiosk/notices"
+
+
 def _format_time(value: object, with_seconds: bool = False) -> str:
     """Local wall-clock text for an epoch float or datetime; '' for None."""
     if value is None or value == "":
@@ -165,6 +173,8 @@ def render(
             "live_texts": live_page_texts(t),
             # The kiosk rings wherever its screen is: a ringing call takes it to the call screen.
             "kiosk_calls_events": _kiosk_call_events(request, principal.role),
+            # An urgent notice takes the kiosk screen over from any page until acknowledged.
+            "kiosk_notices": _kiosk_notices(request),
             **context,
         },
         status_code=status_code,

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from agent.accounts import AccountStore, LoginRefusedError, SessionGrant
+from agent.accounts import AccountStore, LoginRefusedError, Role, SessionGrant
 from agent.errors import ValidationError
 from web_ui.errors import api_error, validation_detail
 from web_ui.i18n import LANGUAGE_COOKIE, LANGUAGES
@@ -52,6 +52,25 @@ def safe_next(target: str | None) -> str:
     if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
         return "/"
     return target
+
+
+# Where each role starts after signing in with no page to go back to: its own work, not the
+# camera status (staff and admin start on the home page, which shows their services' tiles).
+START_PAGES: dict[Role, str] = {
+    Role.HOST: "/host/homestays",
+    Role.FAMILY: "/family",
+    Role.POLICE: "/police/patrol",
+    Role.STAFF: "/",
+    Role.ADMIN: "/",
+}
+
+
+def landing_page(requested: str, role: Role) -> str:
+    """The page a sign-in goes to: the page asked for, or the role's start page when none was
+    (the sign-in form's default is "/")."""
+    if requested in ("", "/"):
+        return START_PAGES.get(role, "/")
+    return safe_next(requested)
 
 
 def password_gate(request: Request) -> PasswordCheckGate:
@@ -113,7 +132,8 @@ async def login_submit(request: Request, principal: Annotated[Principal, public(
     form = await request.form()
     username = str(form.get("username", ""))[:_MAX_FIELD].strip()
     password = str(form.get("password", ""))[:_MAX_FIELD]
-    target = safe_next(str(form.get("next", "/")))
+    requested = str(form.get("next", ""))
+    target = safe_next(requested)
     t = translator(request)
     try:
         grant = await _sign_in(request, username, password)
@@ -131,7 +151,7 @@ async def login_submit(request: Request, principal: Annotated[Principal, public(
         if busy:
             response.headers["Retry-After"] = _BUSY_RETRY_SECONDS
         return response
-    response = RedirectResponse(target, status_code=303)
+    response = RedirectResponse(landing_page(requested, grant.session.role), status_code=303)
     _set_session_cookie(request, response, grant)
     return response
 

@@ -1,4 +1,9 @@
-"""The kiosk's home: camera status (public), live snapshots (police and admin), /healthz.
+"""The home page, camera status (public), live snapshots (police and admin), /healthz.
+
+The home page ("/") has a big tile for each service the visitor may use (the services' menu
+entries marked ``tile``) above the camera status: the kiosk's own screen before anyone signs
+in (the idle timeout brings it back here) and every signed-in account. A visitor elsewhere who
+has not signed in gets the camera status alone, as on /status.
 
 Who sees camera images: state and frame rate of every camera are public, so the kiosk screen
 and any villager can tell whether the patrol cameras work. The images themselves show people
@@ -20,7 +25,7 @@ from starlette.responses import Response
 from agent.accounts import Role
 from web_ui.context import CameraLike, WebContext
 from web_ui.errors import NotFoundError
-from web_ui.rendering import render
+from web_ui.rendering import is_kiosk_screen, render, service_entries
 from web_ui.security import Principal, public, require_roles, web_context
 from web_ui.view_audit import ViewAuditThrottle
 
@@ -87,21 +92,42 @@ def part_is_healthy(value: object) -> bool:
     return True
 
 
-@router.get("/", include_in_schema=False)
-def status_page(request: Request, principal: Annotated[Principal, public()]) -> Response:
-    context = web_context(request)
+# The kiosk screen's call screen, a tile of its home before anyone signs in (when calls are on).
+_KIOSK_CALLS_TILE = ("/kiosk/calls", "nav.calls")
+
+
+def home_tiles(request: Request, principal: Principal) -> list[tuple[str, str]]:
+    """(path, catalog key) of the home page's tiles; none for a visitor away from the kiosk
+    who has not signed in (the camera status is that visitor's home)."""
+    kiosk = principal.role is None and is_kiosk_screen(request)
+    if principal.role is None and not kiosk:
+        return []
+    tiles = [(e.path, e.key) for e in service_entries(request, principal.role) if e.tile]
+    if kiosk and web_context(request).calls is not None:
+        tiles.append(_KIOSK_CALLS_TILE)
+    return tiles
+
+
+def _status(request: Request, principal: Principal, *, home: bool) -> Response:
     return render(
         request,
         "status.html",
         principal,
-        cameras=camera_summaries(context),
+        cameras=camera_summaries(web_context(request)),
         show_snapshots=principal.role in SNAPSHOT_ROLES,
+        home=home,
+        tiles=home_tiles(request, principal) if home else [],
     )
 
 
+@router.get("/", include_in_schema=False)
+def home_page(request: Request, principal: Annotated[Principal, public()]) -> Response:
+    return _status(request, principal, home=True)
+
+
 @router.get("/status", include_in_schema=False)
-def status_alias(request: Request, principal: Annotated[Principal, public()]) -> Response:
-    return status_page(request, principal)
+def status_page(request: Request, principal: Annotated[Principal, public()]) -> Response:
+    return _status(request, principal, home=False)
 
 
 @router.get("/api/cameras", tags=["cameras"])
