@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from agent.village.photos import UPLOAD_BODY_LIMIT, MiB
 from agent.village.products import ProductService
-from tests.fixtures.browser import App, web_app  # noqa: F401
+from tests.fixtures.browser import App
 from tests.village.products.helpers import GPS_LATITUDE, header_markers, jpeg, jpeg_with_gps
 
 PHONE = "13912345678"
@@ -45,7 +45,7 @@ def service(app: App) -> ProductService:
     return app.parts.context.service(ProductService)
 
 
-def test_staff_list_and_a_tourist_filters_without_signing_in(web_app: App) -> None:  # noqa: F811
+def test_staff_list_and_a_tourist_filters_without_signing_in(web_app: App) -> None:
     staff = web_app.session_client("staff")
     tea = list_product(staff)
     assert tea.status_code == 201, tea.text
@@ -88,7 +88,7 @@ def test_staff_list_and_a_tourist_filters_without_signing_in(web_app: App) -> No
     assert tourist.get(f"/api/products/{basket.json()['id']}").json()["phone"] is None
 
 
-def test_the_phone_is_sealed_at_rest(web_app: App) -> None:  # noqa: F811
+def test_the_phone_is_sealed_at_rest(web_app: App) -> None:
     staff = web_app.session_client("staff")
     assert list_product(staff).status_code == 201
     database = web_app.parts.context.database
@@ -102,7 +102,7 @@ def test_the_phone_is_sealed_at_rest(web_app: App) -> None:  # noqa: F811
     assert "139****5678" in staff_page.text and PHONE not in staff_page.text
 
 
-def test_the_stored_photo_is_the_cleaned_one_and_served_as_jpeg(web_app: App) -> None:  # noqa: F811
+def test_the_stored_photo_is_the_cleaned_one_and_served_as_jpeg(web_app: App) -> None:
     staff = web_app.session_client("staff")
     upload = jpeg_with_gps()
     listed = list_product(staff, photo=upload)
@@ -123,7 +123,7 @@ def test_the_stored_photo_is_the_cleaned_one_and_served_as_jpeg(web_app: App) ->
     ],
 )
 def test_a_file_that_is_not_a_picture_lists_nothing(
-    web_app: App,  # noqa: F811
+    web_app: App,
     upload: bytes,
     name: str,
     code: str,
@@ -136,7 +136,7 @@ def test_a_file_that_is_not_a_picture_lists_nothing(
     assert list(service(web_app).photos.folder.iterdir()) == []
 
 
-def test_a_bad_form_keeps_what_was_typed(web_app: App) -> None:  # noqa: F811
+def test_a_bad_form_keeps_what_was_typed(web_app: App) -> None:
     staff = web_app.session_client("staff")
     page = staff.get("/staff/products")
     form = {**fields(price="十块"), "csrf_token": staff.headers["X-CSRF-Token"]}
@@ -150,7 +150,7 @@ def test_a_bad_form_keeps_what_was_typed(web_app: App) -> None:  # noqa: F811
     assert 'value="高山云雾茶"' in answer.text and "明前采摘" in answer.text
 
 
-def test_a_withdrawn_product_and_its_photo_leave_the_public_pages(web_app: App) -> None:  # noqa: F811
+def test_a_withdrawn_product_and_its_photo_leave_the_public_pages(web_app: App) -> None:
     staff = web_app.session_client("staff")
     listed = list_product(staff).json()
     tourist = TestClient(web_app.asgi)
@@ -162,7 +162,7 @@ def test_a_withdrawn_product_and_its_photo_leave_the_public_pages(web_app: App) 
     assert tourist.get("/products/photos/..%2F..%2Fkiosk.sqlite3.jpg").status_code in (404, 422)
 
 
-def test_only_staff_list_products(web_app: App) -> None:  # noqa: F811
+def test_only_staff_list_products(web_app: App) -> None:
     for role in ("anonymous", "host", "police", "admin", "family"):
         client = web_app.session_client(role)
         assert list_product(client).status_code in (401, 403), role
@@ -203,7 +203,7 @@ async def _post_raw(app: Any, headers: list[tuple[bytes, bytes]], total: int) ->
     return status, pulled
 
 
-def test_a_50_mb_upload_is_refused_before_its_body_is_read(web_app: App) -> None:  # noqa: F811
+def test_a_50_mb_upload_is_refused_before_its_body_is_read(web_app: App) -> None:
     import anyio
 
     staff = web_app.session_client("staff")
@@ -224,7 +224,7 @@ def test_a_50_mb_upload_is_refused_before_its_body_is_read(web_app: App) -> None
     assert service(web_app).staff_list() == []
 
 
-def test_a_photo_above_the_app_wide_body_limit_still_uploads(web_app: App) -> None:  # noqa: F811
+def test_a_photo_above_the_app_wide_body_limit_still_uploads(web_app: App) -> None:
     staff = web_app.session_client("staff")
     big = jpeg(3000, 2200)  # about 3 MB of noise: over [web] max_body_bytes (1 MB)
     assert len(big) > web_app.parts.context.config.web.max_body_bytes
