@@ -48,7 +48,7 @@ class Window:
         return Occurrence(self, start.astimezone(UTC), end.astimezone(UTC))
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Occurrence:
     """A window on one day: from ``start`` to ``end`` (UTC, aware)."""
 
@@ -127,7 +127,7 @@ def occurrences(
             if since <= occurrence.start < until:
                 found.append(occurrence)
         day += _DAY
-    return sorted(found)
+    return sorted(found, key=lambda occurrence: occurrence.start)
 
 
 def window_at(windows: Iterable[Window], moment: datetime, tz: tzinfo) -> Occurrence | None:
