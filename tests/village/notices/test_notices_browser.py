@@ -161,3 +161,20 @@ def test_each_role_lands_on_its_start_page(
     if role == "staff":
         assert page.locator('[data-home-tiles] a[data-tile="/notices/manage"]').count() == 1
     page.context.close()
+
+
+def test_the_kiosk_screen_returns_home_from_a_service_page_when_left_alone(
+    web_server: WebServer, chromium: Any
+) -> None:
+    page = new_page(chromium, web_server.base_url)
+    page.clock.install()
+    page.goto("/")
+    page.locator('a[data-tile="/notices"]').click()
+    page.wait_for_url(re.compile(r"/notices$"))
+    idle_ms = int(web_server.parts.context.config.web.kiosk_idle_seconds) * 1000
+    page.clock.run_for(idle_ms - 5_000)
+    assert page.url.endswith("/notices"), "not before the idle time"
+    page.clock.run_for(10_000)
+    page.wait_for_url(web_server.url("/"))
+    page.locator("[data-home-tiles]").wait_for()
+    page.context.close()
