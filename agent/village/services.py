@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TypeVar
 
 from agent.errors import ConfigError
-from agent.village import care, disputes, homestay, notices, products
+from agent.village import care, disputes, homestay, notices, patrol, products
 from agent.village.service import ServiceParts, ServiceSpec, VillageService
 
 log = logging.getLogger(__name__)
@@ -24,6 +24,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
     disputes.SERVICE,
     care.SERVICE,
     products.SERVICE,
+    patrol.SERVICE,
 )
 
 ServiceT = TypeVar("ServiceT")
