@@ -125,7 +125,7 @@ def test_host_registers_and_police_reviews(
     shoot(kiosk, screenshots_dir, "kiosk-register-form")
 
     fill_guest(kiosk, wrong_check_digit(good_id))
-    kiosk.click('button[value="register"]')
+    kiosk.click('button.primary[value="register"]')
     alert = kiosk.locator('.error-box[role="alert"]')
     alert.wait_for()
     message = alert.inner_text()
@@ -137,8 +137,8 @@ def test_host_registers_and_police_reviews(
     assert parts.context.homestays.search() == []
 
     kiosk.fill("#id_number", good_id)
-    kiosk.click('button[value="register"]')
-    kiosk.wait_for_url(re.compile(r"/host/homestays\?done=registered$"))
+    kiosk.click('button.primary[value="register"]')
+    kiosk.wait_for_url(re.compile(r"/host/homestays\?done=registered&guest=\d+$"))
     row = kiosk.locator("tr[data-guest]")
     assert row.count() == 1
     assert "张*丰" in row.inner_text() and "张三丰" not in row.inner_text()
@@ -146,7 +146,10 @@ def test_host_registers_and_police_reviews(
     guest_id = int(row.get_attribute("data-guest") or 0)
     assert [kind for kind, _ in parts.reports] == ["registration"]
 
-    kiosk.click(f'form[action="/host/guests/{guest_id}/checkout"] button')
+    kiosk.click(f'a[href="/host/guests/{guest_id}/checkout"]')
+    kiosk.wait_for_url(re.compile(rf"/host/guests/{guest_id}/checkout$"))
+    assert parts.context.homestays.search(active_only=True) != [], "nothing before confirming"
+    kiosk.click("[data-confirm-yes]")
     kiosk.wait_for_url(re.compile(r"/host/homestays\?done=checked_out$"))
     assert kiosk.locator("tr[data-guest]").count() == 0
     assert parts.context.homestays.search(active_only=True) == []
@@ -207,7 +210,7 @@ def test_host_registers_and_police_reviews(
     host_phone.goto(web_server.url(f"/host/homestays/{homestay.id}/register"))
     host_phone.click('button[value="add_companion"]')
     host_phone.locator('[data-companion="0"]').wait_for()
-    host_phone.click('button[value="register"]')
+    host_phone.click('button.primary[value="register"]')
     host_phone.locator(".error-box").wait_for()
     assert_touch_friendly(host_phone, PHONE["width"])
     shoot(host_phone, screenshots_dir, "phone-register-refused")

@@ -40,7 +40,7 @@ def guest_form(token: str, **overrides: str) -> dict[str, str]:
         "ethnicity": "苗",
         "birth_date": "1985-12-01",
         "id_type": "resident_id",
-        "id_number": resident_id("19851201", "520102", "023"),
+        "id_number": resident_id("19851201", "520102", "024"),
         "phone": "13912345678",
         "address": "贵州省贵阳市南明区",
         "room": "202",

@@ -1,13 +1,14 @@
 """Guest-form input: what a host types at the kiosk, checked field by field.
 
 Constructing a :class:`GuestInput` validates everything and raises
-:class:`GuestInputErrors` (an ``agent.errors.ValidationError`` naming the first problem in page
+:class:`GuestFormError` (an ``agent.errors.ValidationError`` naming the first problem in page
 order, with ``errors`` holding every problem found) so the form can show them all at once.
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from functools import partial
 from typing import Any, Literal
 
 from pydantic import (
@@ -21,6 +22,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from agent.errors import ValidationError, field_path
 from agent.village import identity
+from agent.village.homestay import countries
 from agent.village.identity import IdType
 
 MAX_COMPANIONS = 20
@@ -84,7 +86,77 @@ ERROR_MESSAGES: dict[str, str] = {
     "homestay.not_found": "This homestay does not exist.",
     "guest.not_found": "This guest registration does not exist (it may have been purged).",
     "guest.already_checked_out": "This guest has already checked out.",
+    "homestay.sex_mismatch": "The sex differs from the one in the resident ID number (its 17th "
+    "digit is odd for a man, even for a woman).",
+    "homestay.nationality_unknown": "Choose the nationality from the list (a country code such "
+    "as USA, or the country's name).",
 }
+
+# The order the registration form shows its fields in: errors are listed in this order.
+GUEST_FIELD_ORDER = (
+    "id_type", "id_number", "name", "sex", "birth_date", "ethnicity", "nationality", "phone",
+    "address", "room", "check_in", "expected_check_out", "companions",
+)  # fmt: skip
+COMPANION_FIELD_ORDER = ("name", "id_type", "id_number", "birth_date", "nationality")
+
+
+class GuestFormError(ValidationError):
+    """Every problem of one registration, in the form's order; ``field`` and ``message`` are
+    the first one's (what a single-error reader, such as the JSON API, reports)."""
+
+    def __init__(self, errors: list[ValidationError]) -> None:
+        ordered = sorted(errors, key=lambda error: _page_position(error.field))
+        super().__init__(ordered[0].field, ordered[0].message)
+        self.errors = ordered
+
+
+def _page_position(field: str) -> tuple[int, int, int]:
+    head, _, rest = field.partition(".")
+    if head.startswith("companions[") and head.endswith("]"):
+        index = head.removeprefix("companions[").removesuffix("]")
+        leaf = rest or ""
+        where = COMPANION_FIELD_ORDER.index(leaf) if leaf in COMPANION_FIELD_ORDER else 99
+        return (len(GUEST_FIELD_ORDER), int(index) if index.isdigit() else 0, where)
+    if field in GUEST_FIELD_ORDER:
+        return (GUEST_FIELD_ORDER.index(field), 0, 0)
+    return (len(GUEST_FIELD_ORDER) + 1, 0, 0)
+
+
+def sex_in_id(number: str) -> str | None:
+    """The sex a resident ID number records (17th digit odd: male), or None if unreadable."""
+    normalized = identity.normalize_id_number(number)
+    if len(normalized) != 18 or not normalized[16].isdigit():
+        return None
+    return "male" if int(normalized[16]) % 2 else "female"
+
+
+def birth_date_in_id(number: str) -> date | None:
+    """The birth date a resident ID number carries, or None if unreadable."""
+    normalized = identity.normalize_id_number(number)
+    if len(normalized) != 18 or not normalized[6:14].isdigit():
+        return None
+    try:
+        return date(int(normalized[6:10]), int(normalized[10:12]), int(normalized[12:14]))
+    except ValueError:
+        return None
+
+
+def fill_from_id(values: dict[str, Any], *, with_sex: bool = True) -> dict[str, Any]:
+    """A resident ID number carries the birth date and the sex: an empty box for either is
+    filled in from it (a typed value is kept, and checked against the number later)."""
+    if values.get("id_type", IdType.RESIDENT_ID.value) != IdType.RESIDENT_ID.value:
+        return values
+    number = values.get("id_number")
+    if not isinstance(number, str):
+        return values
+    filled = dict(values)
+    birth = birth_date_in_id(number)
+    if birth is not None and not filled.get("birth_date"):
+        filled["birth_date"] = birth.isoformat()
+    sex = sex_in_id(number)
+    if with_sex and sex is not None and not filled.get("sex"):
+        filled["sex"] = sex
+    return filled
 
 
 def clean_text(value: str) -> str:
@@ -113,6 +185,11 @@ class CompanionInput(BaseModel):
     @classmethod
     def _normalize_number(cls, value: str) -> str:
         return identity.normalize_id_number(value)
+
+    @field_validator("nationality")
+    @classmethod
+    def _nationality_code(cls, value: str | None) -> str | None:
+        return countries.to_code(value) if value else None
 
     def effective_nationality(self, guest_nationality: str) -> str:
         if self.nationality is not None:
@@ -160,18 +237,31 @@ class GuestInput(BaseModel):
     @field_validator("nationality")
     @classmethod
     def _normalize_nationality(cls, value: str) -> str:
-        return identity.normalize_nationality(value)
+        return countries.to_code(value)
 
     @model_validator(mode="wrap")
     @classmethod
     def _validate_registration(
         cls, data: Any, handler: ModelWrapValidatorHandler[GuestInput]
     ) -> GuestInput:
+        if isinstance(data, dict):
+            data = fill_from_id(data)
+            if isinstance(data.get("companions"), list):
+                data["companions"] = [
+                    fill_from_id(c, with_sex=False) if isinstance(c, dict) else c
+                    for c in data["companions"]
+                ]
         try:
             guest = handler(data)
         except PydanticValidationError as exc:
-            raise _translate(exc) from exc
-        _check_guest(guest, identity.latest_today())
+            errors = _translate(exc)
+            if isinstance(data, dict):
+                failed = {error.field for error in errors}
+                errors += [e for e in _check_raw(data) if e.field not in failed]
+            raise GuestFormError(errors) from exc
+        errors = _check_guest(guest, identity.latest_today())
+        if errors:
+            raise GuestFormError(errors)
         return guest
 
     @property
@@ -185,28 +275,58 @@ class GuestInput(BaseModel):
         )
 
 
-def _translate(exc: PydanticValidationError) -> ValidationError:
-    """The first pydantic error as our (field path, code) pair."""
-    error = exc.errors()[0]
-    loc = error["loc"]
-    names = [part for part in loc if isinstance(part, str)]
-    if not names:
-        return ValidationError("guest", "guest.invalid")
-    leaf = names[-1]
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        code = "field.unknown"
-    elif kind == "missing":
-        code = f"{leaf}.required"
-    elif kind in {"date_parsing", "date_from_datetime_parsing", "datetime_parsing",
-                  "datetime_from_date_parsing", "date_from_datetime_inexact",
-                  "datetime_object_invalid"}:  # fmt: skip
-        code = f"{leaf}.format"
-    else:
-        code = f"{leaf}.invalid"
-    if code not in ERROR_MESSAGES:
-        code = "guest.invalid"
-    return ValidationError(field_path(loc), code)
+_FORMAT_ERRORS = frozenset(
+    {
+        "date_parsing", "date_from_datetime_parsing", "datetime_parsing",
+        "datetime_from_date_parsing", "date_from_datetime_inexact", "datetime_object_invalid",
+    }
+)  # fmt: skip
+
+
+def _translate(exc: PydanticValidationError) -> list[ValidationError]:
+    """Every pydantic error as our (field path, code) pair."""
+    translated: list[ValidationError] = []
+    for error in exc.errors():
+        loc = error["loc"]
+        names = [part for part in loc if isinstance(part, str)]
+        if not names:
+            translated.append(ValidationError("guest", "guest.invalid"))
+            continue
+        leaf = names[-1]
+        kind = error["type"]
+        if kind == "extra_forbidden":
+            code = "field.unknown"
+        elif kind == "missing":
+            code = f"{leaf}.required"
+        elif kind in _FORMAT_ERRORS:
+            code = f"{leaf}.format"
+        else:
+            code = f"{leaf}.invalid"
+        if code not in ERROR_MESSAGES:
+            code = "guest.invalid"
+        translated.append(ValidationError(field_path(loc), code))
+    return translated
+
+
+def _check_raw(data: dict[str, Any]) -> list[ValidationError]:
+    """The text checks that need no parsed model, for a form that failed to parse elsewhere:
+    so a missing name shows beside a mistyped date, not after it is fixed."""
+    errors: list[ValidationError] = []
+    for field, maximum in (("name", MAX_NAME), ("address", MAX_ADDRESS), ("room", MAX_ROOM)):
+        value = data.get(field)
+        if isinstance(value, str):
+            _collect(errors, check_text, field, clean_text(value), maximum)
+    phone = data.get("phone")
+    if isinstance(phone, str):
+        _collect(errors, identity.validate_phone, phone)
+    return errors
+
+
+def _collect(errors: list[ValidationError], check: Any, *args: Any) -> None:
+    try:
+        check(*args)
+    except ValidationError as exc:
+        errors.append(exc)
 
 
 def check_text(field: str, value: str, maximum: int, *, required: bool = True) -> None:
@@ -242,32 +362,70 @@ def _check_document(
         raise ValidationError(prefix + exc.field, exc.message) from None
 
 
-def _check_guest(guest: GuestInput, today: date) -> None:
-    _check_name("name", guest.name)
+def _check_nationality(field: str, code: str) -> None:
+    # A well-formed code that is no country (a typo such as USB) is refused here; the
+    # document's own checks follow.
+    if len(code) == 3 and code.isalpha() and not countries.is_code(code):
+        raise ValidationError(field, "homestay.nationality_unknown")
+
+
+def _check_sex(guest: GuestInput) -> None:
+    if guest.id_type is IdType.RESIDENT_ID:
+        recorded = sex_in_id(guest.id_number)
+        if recorded is not None and recorded != guest.sex:
+            raise ValidationError("sex", "homestay.sex_mismatch")
+
+
+def _check_guest(guest: GuestInput, today: date) -> list[ValidationError]:
+    errors: list[ValidationError] = []
+    _collect(errors, _check_name, "name", guest.name)
     if guest.id_type is IdType.RESIDENT_ID and not guest.ethnicity:
-        raise ValidationError("ethnicity", "ethnicity.required")
-    check_text("ethnicity", guest.ethnicity, MAX_ETHNICITY, required=False)
-    _check_birth_date("birth_date", guest.birth_date, today)
-    _check_document("", guest.id_type, guest.id_number, guest.birth_date, guest.nationality, today)
-    identity.validate_phone(guest.phone)
-    check_text("address", guest.address, MAX_ADDRESS)
-    check_text("room", guest.room, MAX_ROOM)
+        errors.append(ValidationError("ethnicity", "ethnicity.required"))
+    _collect(
+        errors, partial(check_text, required=False), "ethnicity", guest.ethnicity, MAX_ETHNICITY
+    )
+    _collect(errors, _check_birth_date, "birth_date", guest.birth_date, today)
+    _collect(errors, _check_sex, guest)
+    _collect(errors, _check_nationality, "nationality", guest.nationality)
+    _collect(
+        errors,
+        _check_document,
+        "",
+        guest.id_type,
+        guest.id_number,
+        guest.birth_date,
+        guest.nationality,
+        today,
+    )
+    _collect(errors, identity.validate_phone, guest.phone)
+    _collect(errors, check_text, "address", guest.address, MAX_ADDRESS)
+    _collect(errors, check_text, "room", guest.room, MAX_ROOM)
     arrival = guest.check_in.date()
     if guest.expected_check_out < arrival:
-        raise ValidationError("expected_check_out", "check_out.before_check_in")
+        errors.append(ValidationError("expected_check_out", "check_out.before_check_in"))
     if guest.expected_check_out > arrival + timedelta(days=MAX_STAY_DAYS):
-        raise ValidationError("expected_check_out", "check_out.too_far")
+        errors.append(ValidationError("expected_check_out", "check_out.too_far"))
     if len(guest.companions) > MAX_COMPANIONS:
-        raise ValidationError("companions", "companions.too_many")
+        errors.append(ValidationError("companions", "companions.too_many"))
+        return errors
     seen = {guest.id_number}
     for index, companion in enumerate(guest.companions):
         prefix = f"companions[{index}]."
-        _check_name(prefix + "name", companion.name)
-        _check_birth_date(prefix + "birth_date", companion.birth_date, today)
+        _collect(errors, _check_name, prefix + "name", companion.name)
+        _collect(errors, _check_birth_date, prefix + "birth_date", companion.birth_date, today)
         nationality = companion.effective_nationality(guest.nationality)
-        _check_document(
-            prefix, companion.id_type, companion.id_number, companion.birth_date, nationality, today
+        _collect(errors, _check_nationality, prefix + "nationality", nationality)
+        _collect(
+            errors,
+            _check_document,
+            prefix,
+            companion.id_type,
+            companion.id_number,
+            companion.birth_date,
+            nationality,
+            today,
         )
         if companion.id_number in seen:
-            raise ValidationError(prefix + "id_number", "id_number.duplicate")
+            errors.append(ValidationError(prefix + "id_number", "id_number.duplicate"))
         seen.add(companion.id_number)
+    return errors

@@ -58,6 +58,10 @@ class GuestRecord:
     companions: tuple[CompanionRecord, ...]
     masked: bool
     registered_by: str = ""
+    # The latest police report of this record: "queued" (waiting in the outbox), "delivered"
+    # (the broker took it), "not_sent" (no alert service on this kiosk) or "" (made before
+    # reports were tracked).
+    report_state: str = ""
 
     @property
     def active(self) -> bool:

@@ -74,3 +74,26 @@ COMPANION_COLUMNS = (
     "guest_id, personal, name_masked, id_number_masked, id_type, age_band, nationality,"
     " foreign_guest"
 )
+
+
+def create_tracking(db: sqlite_utils.Database) -> None:
+    """Which outbox message carries each registration report (its delivery shows as the
+    message leaving the outbox), and the one-time tokens that make a registration form's
+    second submit return the first result instead of a second guest."""
+    db.table("guest_reports").create(
+        {"id": int, "guest_id": int, "action": str, "message_id": str, "created_at": str},
+        pk="id",
+        not_null={"guest_id", "action", "created_at"},
+        if_not_exists=True,
+    )
+    db.table("guest_reports").create_index(["guest_id"], if_not_exists=True)
+    db.table("homestay_form_tokens").create(
+        {"token": str, "host_username": str, "guest_id": int, "created_at": str},
+        pk="token",
+        not_null={"host_username", "guest_id", "created_at"},
+        if_not_exists=True,
+    )
+    db.table("homestay_form_tokens").create_index(["created_at"], if_not_exists=True)
+
+
+TRACKING = Migration(4, "report delivery tracking and one-time form tokens", create_tracking)

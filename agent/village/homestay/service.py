@@ -6,6 +6,7 @@ import json
 import logging
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -52,6 +53,7 @@ from agent.village.homestay.schema import (
     GUEST_COLUMNS,
     MIGRATIONS,
     SEAL_BIRTH_DATES,
+    TRACKING,
 )
 from agent.village.identity import IdType
 from agent.village.service import ReportSink
@@ -68,6 +70,9 @@ CHECK_IN_LATE = timedelta(days=7)
 SEARCH_ACTION = "guest.search"
 SEARCH_WINDOW = timedelta(hours=1)
 SYSTEM_ACTOR = "system"
+# A registration form's one-time token answers a repeated submit for this long.
+FORM_TOKEN_LIFETIME = timedelta(days=1)
+MAX_FORM_TOKEN = 64
 
 
 class SearchLimitError(KioskError):
@@ -128,6 +133,7 @@ class HomestayService:
                 "birth dates sealed, age band in clear, ID numbers and addresses masked further",
                 self._seal_birth_dates,
             ),
+            TRACKING,
         )
 
     def _record_with_sealed_birth(
@@ -268,9 +274,15 @@ class HomestayService:
         *,
         actor: str,
         host_username: str | None = None,
+        form_token: str | None = None,
     ) -> GuestRecord:
         """Register a guest and queue the police report in the same transaction. With
-        ``host_username`` (a host at the kiosk) the homestay must be one of theirs."""
+        ``host_username`` (a host at the kiosk) the homestay must be one of theirs.
+
+        ``form_token`` (one per rendered form) makes the submit idempotent: a second submit
+        with the same token (a double tap over a slow link) returns the registration the
+        first one made instead of storing the guest twice."""
+        token = (form_token or "").strip()[:MAX_FORM_TOKEN]
         now = self._clock()
         check_in = as_utc(guest.check_in)
         if check_in > as_utc(now) + CHECK_IN_LEAD:
@@ -283,6 +295,11 @@ class HomestayService:
             homestay = self._homestay_in(db, homestay_id)
             if host_username is not None and homestay.host_username != host_username:
                 raise RecordNotFoundError("homestay_id", "homestay.not_found")
+            if token:
+                earlier = self._form_result(db, token, host_username or actor)
+                if earlier is not None:
+                    log.info("repeated submit of the form that registered guest %d", earlier.id)
+                    return masked_view(earlier)
             cursor = db.execute(
                 "INSERT INTO guests (homestay_id, personal, name_index, id_number_index,"
                 " name_masked, id_number_masked, phone_masked, address_masked, sex, ethnicity,"
@@ -343,8 +360,18 @@ class HomestayService:
                         int(identity.is_foreign(companion.id_type, nationality)),
                     ],
                 )
+            if token:
+                db.table("homestay_form_tokens").insert(
+                    {
+                        "token": token,
+                        "host_username": host_username or actor,
+                        "guest_id": guest_id,
+                        "created_at": timestamp(now),
+                    }
+                )
             record = self._load(db, guest_id, unmasked=True)
-            self._report(db, REPORT_KIND, self._payload("check_in", record, homestay, now))
+            self._send_report(db, "check_in", record, homestay, now)
+            record = self._load(db, guest_id, unmasked=True)
         log.info(
             "guest %d checked in at homestay %d (%d companions, foreign=%s)",
             guest_id,
@@ -378,9 +405,84 @@ class HomestayService:
             )
             record = self._load(db, guest_id, unmasked=True)
             homestay = self._homestay_in(db, record.homestay_id)
-            self._report(db, REPORT_KIND, self._payload("check_out", record, homestay, now))
+            self._send_report(db, "check_out", record, homestay, now)
+            record = self._load(db, guest_id, unmasked=True)
         log.info("guest %d checked out of homestay %d by %s", guest_id, record.homestay_id, actor)
         return masked_view(record)
+
+    def host_guest(self, guest_id: int, *, host_username: str) -> GuestRecord:
+        """A guest (masked) of one of the host's homestays, for a page that asks the host to
+        confirm a check-out or a deletion; any other guest answers as not found."""
+        with self._database.read() as db:
+            record = self._load(db, guest_id, unmasked=False)
+            self._check_owner(db, record, host_username)
+        return record
+
+    def delete_registration(self, guest_id: int, *, host_username: str) -> GuestRecord:
+        """A host removes a registration of their own homestay that was wrong (a guest
+        entered twice, the wrong person). The police get a ``delete`` report carrying the
+        removed record in the same transaction, so their copy is corrected, not silently
+        lost; the deletion is audited with the record's id."""
+        now = self._clock()
+        with self._database.write() as db:
+            record = self._load(db, guest_id, unmasked=True)
+            self._check_owner(db, record, host_username)
+            homestay = self._homestay_in(db, record.homestay_id)
+            self._report(db, REPORT_KIND, self._payload("delete", record, homestay, now))
+            db.execute("DELETE FROM homestay_form_tokens WHERE guest_id = ?", [guest_id])
+            db.execute("DELETE FROM guest_reports WHERE guest_id = ?", [guest_id])
+            db.execute("DELETE FROM guests WHERE id = ?", [guest_id])
+            self._audit.record(
+                host_username,
+                "guest.delete",
+                f"guest:{guest_id}",
+                f"homestay={record.homestay_id}",
+                db=db,
+            )
+        log.info("guest %d deleted from homestay %d by its host", guest_id, record.homestay_id)
+        return masked_view(record)
+
+    def _form_result(self, db: sqlite_utils.Database, token: str, owner: str) -> GuestRecord | None:
+        row = db.execute(
+            "SELECT guest_id FROM homestay_form_tokens WHERE token = ? AND host_username = ?",
+            [token, owner],
+        ).fetchone()
+        if row is None:
+            return None
+        try:
+            return self._load(db, int(row[0]), unmasked=True)
+        except RecordNotFoundError:
+            return None
+
+    def _send_report(
+        self,
+        db: sqlite_utils.Database,
+        action: str,
+        record: GuestRecord,
+        homestay: Homestay,
+        now: datetime,
+    ) -> None:
+        """Queue the report and remember which outbox message carries it: the outbox keeps a
+        message until the broker acknowledged it, so its leaving is the delivery."""
+        has_outbox = db["outbox"].exists()
+        before = _last_outbox_seq(db) if has_outbox else 0
+        self._report(db, REPORT_KIND, self._payload(action, record, homestay, now))
+        message_id = None
+        if has_outbox:
+            row = db.execute(
+                "SELECT message_id FROM outbox WHERE seq > ? AND kind = 'report'"
+                " ORDER BY seq DESC LIMIT 1",
+                [before],
+            ).fetchone()
+            message_id = row[0] if row else None
+        db.table("guest_reports").insert(
+            {
+                "guest_id": record.id,
+                "action": action,
+                "message_id": message_id,
+                "created_at": timestamp(now),
+            }
+        )
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -536,6 +638,14 @@ class HomestayService:
                 [timestamp(cutoff), timestamp(cutoff), cutoff.date().isoformat()],
             )
             purged = max(0, cursor.rowcount)
+            # What pointed at the purged registrations goes with them; a form token is only
+            # needed while a repeated submit of its form may still arrive.
+            db.execute("DELETE FROM guest_reports WHERE guest_id NOT IN (SELECT id FROM guests)")
+            db.execute(
+                "DELETE FROM homestay_form_tokens WHERE created_at < ?"
+                " OR guest_id NOT IN (SELECT id FROM guests)",
+                [timestamp(as_utc(self._clock()) - FORM_TOKEN_LIFETIME)],
+            )
             if purged:
                 self._audit.record(SYSTEM_ACTOR, "guest.purge", "guests", f"rows={purged}", db=db)
         if purged:
@@ -667,7 +777,14 @@ class HomestayService:
                 chunk,
             ).fetchall():
                 companions.setdefault(int(row[0]), []).append(self._companion(row, unmasked))
-        return [self._guest(row, tuple(companions.get(int(row[0]), ())), unmasked) for row in rows]
+        states = _report_states(db, ids)
+        return [
+            replace(
+                self._guest(row, tuple(companions.get(int(row[0]), ())), unmasked),
+                report_state=states.get(int(row[0]), ""),
+            )
+            for row in rows
+        ]
 
     def _companion(self, row: Sequence[Any], unmasked: bool) -> CompanionRecord:
         _, personal, name_masked, number_masked, id_type, band, nationality, foreign = row
@@ -770,3 +887,33 @@ class HomestayService:
             "expected_check_out": record.expected_check_out.isoformat(),
             "checked_out_at": timestamp(record.checked_out_at) if record.checked_out_at else None,
         }
+
+
+def _last_outbox_seq(db: sqlite_utils.Database) -> int:
+    row = db.execute("SELECT COALESCE(MAX(seq), 0) FROM outbox").fetchone()
+    return int(row[0])
+
+
+def _report_states(db: sqlite_utils.Database, ids: Sequence[int]) -> dict[int, str]:
+    """The state of each guest's latest report (see ``GuestRecord.report_state``)."""
+    if not ids or not db["guest_reports"].exists():
+        return {}
+    has_outbox = db["outbox"].exists()
+    pending = (
+        "EXISTS (SELECT 1 FROM outbox o WHERE o.message_id = r.message_id)" if has_outbox else "0"
+    )
+    states: dict[int, str] = {}
+    for start in range(0, len(ids), 500):
+        chunk = list(ids[start : start + 500])
+        marks = ",".join("?" * len(chunk))
+        for guest_id, message_id, queued in db.execute(
+            f"SELECT r.guest_id, r.message_id, {pending} FROM guest_reports r"  # noqa: S608
+            f" WHERE r.id IN (SELECT MAX(id) FROM guest_reports WHERE guest_id IN ({marks})"
+            " GROUP BY guest_id)",
+            chunk,
+        ).fetchall():
+            if message_id is None:
+                states[int(guest_id)] = "not_sent"
+            else:
+                states[int(guest_id)] = "queued" if queued else "delivered"
+    return states

@@ -679,6 +679,8 @@ def parties(draw: st.DrawFn) -> dict[str, Any]:
     return guest_form(
         name=draw(st.text(alphabet="王李张刘陈杨赵黄周吴", min_size=2, max_size=4)),
         id_number=number,
+        # The 17th digit of a resident ID records the sex: odd for a man.
+        sex="male" if int(number[16]) % 2 else "female",
         birth_date=birth,
         phone=draw(st.from_regex(r"1[3-9][0-9]{9}", fullmatch=True)),
         companions=companions,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Body, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
@@ -34,6 +34,7 @@ from web_ui.errors import api_error
 from web_ui.params import MAX_RECORD_ID, RecordId
 from web_ui.rendering import translator
 from web_ui.security import Principal, require_roles, web_context
+from web_ui.village.homestay.drafts import draft_store
 from web_ui.village.homestay.police import IDENTIFYING
 
 _ERROR = {"content": {"application/json": {"example": {"error": {
@@ -106,6 +107,9 @@ class GuestOut(BaseModel):
     foreign: bool
     companions: list[CompanionOut]
     masked: bool
+    report_state: str = Field(
+        default="", description="queued, delivered, not_sent, or empty when not tracked"
+    )
 
     @classmethod
     def of(cls, record: GuestRecord) -> GuestOut:
@@ -355,3 +359,39 @@ def get_guest(
         .get_guest(guest_id, actor=principal.actor, unmasked=True)
     )
     return GuestOut.of(record)
+
+
+@router.post(
+    "/guests/{guest_id}/delete",
+    tags=["guests"],
+    responses={404: {"description": "no such guest at this host's homestays", **_ERROR}},
+)
+def delete_guest(
+    request: Request,
+    guest_id: RecordId,
+    principal: Annotated[Principal, require_roles(Role.HOST)],
+) -> GuestOut:
+    """Remove a wrong registration of one of the host's homestays (audited; the police get a
+    ``delete`` report with the removed record). Returns it masked."""
+    record = (
+        web_context(request)
+        .service(HomestayService)
+        .delete_registration(guest_id, host_username=principal.actor)
+    )
+    return GuestOut.of(record)
+
+
+@router.post("/homestays/{homestay_id}/draft", tags=["guests"], status_code=204)
+def save_draft(
+    request: Request,
+    homestay_id: RecordId,
+    body: Annotated[dict[str, Annotated[str, Field(max_length=500)]], Body(max_length=200)],
+    principal: Annotated[Principal, require_roles(Role.HOST)],
+) -> Response:
+    """Keep the half-filled registration form on the kiosk (in memory, for this host and
+    homestay), so it comes back after the session ends; the browser keeps nothing."""
+    web_context(request).service(HomestayService).host_homestay(
+        homestay_id, host_username=principal.actor
+    )
+    draft_store(request).put(principal.actor, homestay_id, body)
+    return Response(status_code=204)

@@ -7,17 +7,17 @@ any script.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from starlette.datastructures import FormData
-
 from agent.village.homestay import MAX_COMPANIONS, GuestInput
 from agent.village.identity import IdType
 
+# In the order the page shows them (errors are listed in this order too).
 GUEST_FIELDS = (
-    "name", "sex", "ethnicity", "birth_date", "nationality", "id_type", "id_number", "phone",
+    "id_type", "id_number", "name", "sex", "birth_date", "ethnicity", "nationality", "phone",
     "address", "room", "check_in", "expected_check_out",
 )  # fmt: skip
 COMPANION_FIELDS = ("name", "id_type", "id_number", "birth_date", "nationality")
@@ -44,13 +44,16 @@ class GuestForm:
 
     values: dict[str, str] = field(default_factory=dict)
     companions: list[dict[str, str]] = field(default_factory=list)
+    # One per rendered form (kept across re-renders of it): a second submit with the same
+    # token shows the first one's result instead of registering the guest again.
+    token: str = ""
 
     @classmethod
     def blank(cls, defaults: Mapping[str, str]) -> GuestForm:
-        return cls(values=dict(defaults))
+        return cls(values=dict(defaults), token=secrets.token_urlsafe(18))
 
     @classmethod
-    def from_form(cls, form: FormData) -> GuestForm:
+    def from_form(cls, form: Mapping[str, Any]) -> GuestForm:
         def text(name: str) -> str:
             value = form.get(name)
             return value.strip()[:_MAX_VALUE] if isinstance(value, str) else ""
@@ -65,7 +68,17 @@ class GuestForm:
             {name: text(companion_input_name(i, name)) for name in COMPANION_FIELDS}
             for i in range(count)
         ]
-        return cls(values=values, companions=companions)
+        token = text("form_token")[:64] or secrets.token_urlsafe(18)
+        return cls(values=values, companions=companions, token=token)
+
+    def fields(self) -> dict[str, str]:
+        """Every value by its input name (a kept draft), companions included."""
+        flat = {name: value for name, value in self.values.items() if value}
+        for index, companion in enumerate(self.companions):
+            for name, value in companion.items():
+                flat[companion_input_name(index, name)] = value
+        flat["companion_count"] = str(len(self.companions))
+        return flat
 
     def add_companion(self) -> None:
         if len(self.companions) < MAX_COMPANIONS:
