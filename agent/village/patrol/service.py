@@ -322,6 +322,9 @@ class PatrolService:
             route = self._route_in(db, route_id)
             if not route.active:
                 raise NotAllowedError("patrol.route.retired")
+            # A camera taken out of the config since: the route needs the admin first.
+            if any(camera not in self._cameras for camera in route.cameras):
+                raise ValidationError("route_id", "patrol.cameras.unknown")
             if self._open_round_id(db, actor) is not None:
                 raise NotAllowedError("patrol.round.in_progress")
             window = window_at(route.schedule, now, self._tz)
@@ -427,6 +430,14 @@ class PatrolService:
         with self._database.read() as db:
             round_id = self._open_round_id(db, officer)
             return None if round_id is None else self._round_in(db, round_id)
+
+    def look_remaining(self, walked: Round) -> float:
+        """Seconds the current point must still be looked at before it may be completed."""
+        current = walked.current
+        if current is None or current.shown_at is None:
+            return 0.0
+        looked = (self._now() - current.shown_at).total_seconds()
+        return max(0.0, walked.min_look_seconds - looked)
 
     # -- records -------------------------------------------------------------------------------
 

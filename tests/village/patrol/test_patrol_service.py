@@ -369,3 +369,21 @@ def test_timedelta_sanity_of_the_fixture_clock(patrol: Patrol) -> None:
     before = patrol.clock.now
     patrol.clock.advance(minutes=1)
     assert patrol.clock.now - before == timedelta(minutes=1)
+
+
+def test_a_route_whose_camera_left_the_config_cannot_be_walked(patrol: Patrol) -> None:
+    from agent.village.patrol import PatrolService, PatrolSettings
+
+    made = route(patrol, cameras=("square", "bridge"))
+    fewer = PatrolService(
+        patrol.database,
+        patrol.audit,
+        lambda _db, _kind, _payload: None,
+        cameras={"square": "村口广场"},
+        settings=PatrolSettings(timezone="Asia/Shanghai"),
+        clock=patrol.clock,
+    )
+    with pytest.raises(ValidationError) as refused:
+        fewer.start_round(made.id, actor=OFFICER)
+    assert refused.value.message == "patrol.cameras.unknown"
+    assert fewer.open_round(OFFICER) is None

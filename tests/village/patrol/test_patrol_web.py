@@ -191,7 +191,14 @@ def test_records_report_and_navigation_for_police_and_admin(site: Site) -> None:
     admin = site.client(ADMIN, "en")
     admin_routes = admin.get("/admin/patrol/routes")
     assert not RAW_KEY.search(admin_routes.text)
-    assert admin.get("/police/patrol/rounds?date_from=yesterday").status_code == 400
+    bad_filter = admin.get("/police/patrol/rounds?date_from=yesterday")
+    assert bad_filter.status_code == 422
+    assert "A filter value could not be read." in bad_filter.text
+    assert f'data-round="{started.id}"' in bad_filter.text, "the records, unfiltered"
+    bad_week = admin.get("/police/patrol/report?week=soon")
+    assert bad_week.status_code == 422
+    assert "The week must look like 2026-W49." in bad_week.text
+    assert not RAW_KEY.search(bad_filter.text + bad_week.text)
     assert admin.get("/api/patrol/report?week=soon").json()["error"]["code"] == (
         "patrol.week.invalid"
     )

@@ -18,7 +18,7 @@ from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response
 
 from agent.accounts import Role
-from agent.errors import ValidationError
+from agent.errors import RecordNotFoundError, ValidationError
 from agent.village.patrol import Round, RoundFilter, RoundStatus, Route
 from web_ui.errors import validation_detail
 from web_ui.params import RecordId
@@ -215,11 +215,19 @@ def rounds_page(
 ) -> Response:
     """Routes to walk (police), the officer's round in progress, and the records."""
     service = patrol(request)
-    filters = round_filter(status, route_id, officer, date_from, date_to)
+    error: ValidationError | None = None
+    try:
+        filters = round_filter(status, route_id, officer, date_from, date_to)
+    except ValidationError as exc:
+        # A hand-edited address: the records unfiltered, and what was wrong with it.
+        error, filters = exc, RoundFilter()
+        status = route_id = officer = date_from = date_to = ""
     return render(
         request,
         "patrol/rounds.html",
         principal,
+        status_code=422 if error else 200,
+        error_detail=validation_detail(translator(request), error) if error else None,
         walker=principal.role is Role.POLICE,
         open_round=service.open_round(principal.actor) if principal.role is Role.POLICE else None,
         routes=service.list_routes(),
@@ -245,7 +253,7 @@ async def start_round(
     form = await request.form()
     raw = _text(form, "route_id", 20)
     if not raw.isdigit():
-        raise ValidationError("route_id", "patrol.route.not_found")
+        raise RecordNotFoundError("route_id", "patrol.route.not_found")
     service = patrol(request)
     started = await run_in_threadpool(lambda: service.start_round(int(raw), actor=principal.actor))
     return RedirectResponse(f"/police/patrol/rounds/{started.id}", status_code=303)
@@ -263,10 +271,7 @@ def _render_round(
     """The walking view for the officer of a round in progress, the record for anyone else."""
     service = patrol(request)
     current = walked.current if walked.officer == principal.actor else None
-    wait = 0.0
-    if current is not None and current.shown_at is not None:
-        looked = (dt.datetime.now(dt.UTC) - current.shown_at).total_seconds()
-        wait = max(0.0, walked.min_look_seconds - looked)
+    wait = service.look_remaining(walked) if current is not None else 0.0
     return render(
         request,
         "patrol/round.html",
@@ -363,7 +368,11 @@ def report_page(
     week: _FilterText = "",
 ) -> Response:
     service = patrol(request)
-    report = service.weekly_report(week or None)
+    error: ValidationError | None = None
+    try:
+        report = service.weekly_report(week or None)
+    except ValidationError as exc:
+        error, report = exc, service.weekly_report(None)
     year, number = report.start.isocalendar()[:2]
     previous = (report.start - dt.timedelta(days=7)).isocalendar()
     following = (report.start + dt.timedelta(days=7)).isocalendar()
@@ -371,6 +380,8 @@ def report_page(
         request,
         "patrol/report.html",
         principal,
+        status_code=422 if error else 200,
+        error_detail=validation_detail(translator(request), error) if error else None,
         report=report,
         previous_week=f"{previous[0]}-W{previous[1]:02d}",
         next_week=f"{following[0]}-W{following[1]:02d}",
