@@ -129,10 +129,12 @@
       var box = element("div", "urgent-box");
       parts.heading = element("p", "urgent-heading");
       parts.title = element("h2", "urgent-title", { id: "urgent-title" });
+      parts.photo = element("img", "urgent-photo", { alt: "" });
+      parts.photo.hidden = true;
       parts.text = element("p", "urgent-text");
       parts.ack = element("button", "button urgent-ack", { type: "button", "data-urgent-ack": "" });
       parts.ack.addEventListener("click", acknowledge);
-      [parts.heading, parts.title, parts.text, parts.ack].forEach(function (node) { box.appendChild(node); });
+      [parts.heading, parts.title, parts.photo, parts.text, parts.ack].forEach(function (node) { box.appendChild(node); });
       overlay.appendChild(box);
       document.body.appendChild(overlay);
     }
@@ -145,6 +147,8 @@
         parts.heading.textContent = labels.heading;
         parts.title.textContent = notice.title;
         parts.text.textContent = notice.text;
+        parts.photo.hidden = !notice.photo;
+        if (notice.photo) { parts.photo.src = notice.photo; } else { parts.photo.removeAttribute("src"); }
         parts.ack.textContent = labels.ack;
       }
       if (overlay.hidden) {

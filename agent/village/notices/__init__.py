@@ -9,11 +9,17 @@ from typing import Any
 
 from agent.village.notices.records import AREA, ERROR_MESSAGES, Notice, NoticeInput, Urgency
 from agent.village.notices.service import ACK_REPORT, NoticeService
+from agent.village.photos import PhotoStore
 from agent.village.service import ServiceParts, ServiceSpec
 
 
 def build(parts: ServiceParts) -> NoticeService:
-    return NoticeService(parts.database, parts.audit, parts.report, clock=parts.clock)
+    photos = PhotoStore(
+        parts.database, parts.config.device.data_dir / "photos", area=AREA, clock=parts.clock
+    )
+    return NoticeService(
+        parts.database, parts.audit, parts.report, photos=photos, clock=parts.clock
+    )
 
 
 def notice_command(service: NoticeService, request: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, ModelWrapValidatorHandler, model_val
 from pydantic import ValidationError as PydanticValidationError
 
 from agent.errors import ValidationError
+from agent.village import photos
 
 AREA = "notices"
 MAX_TITLE = 60
@@ -30,6 +31,7 @@ SOURCE_COMMAND = "command"
 COMMAND_ACTOR = "command-centre"
 
 ERROR_MESSAGES: dict[str, str] = {
+    **photos.error_messages(AREA),
     "notices.invalid": "The notice could not be read.",
     "notices.field_unknown": "The notice contains a field that does not belong to it.",
     "notices.title_required": "Enter the title of the notice.",
@@ -133,6 +135,8 @@ class Notice:
     source: str
     acknowledged_at: datetime | None = None
     acknowledged_by: str | None = None
+    # The optional picture (a cleaned JPEG in the notices' photo area).
+    photo_id: str | None = None
 
     @property
     def urgent(self) -> bool:
@@ -152,4 +156,9 @@ class Notice:
             "expires_at": self.expires_at.isoformat(),
             "source": self.source,
             "acknowledged_at": self.acknowledged_at.isoformat() if self.acknowledged_at else None,
+            "photo": self.photo_url,
         }
+
+    @property
+    def photo_url(self) -> str | None:
+        return f"/notices/{self.id}/photo.jpg" if self.photo_id else None

@@ -33,4 +33,11 @@ def _create_notices(db: sqlite_utils.Database) -> None:
     notices.create_index(["request_id"], unique=True, if_not_exists=True)
 
 
-MIGRATIONS = (Migration(1, "notices for the kiosk screen", _create_notices),)
+def _add_photo(db: sqlite_utils.Database) -> None:
+    db.table("notices").add_column("photo_id", str)
+
+
+MIGRATIONS = (
+    Migration(1, "notices for the kiosk screen", _create_notices),
+    Migration(2, "an optional photo per notice", _add_photo),
+)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, BinaryIO
 
 import sqlite_utils
 
@@ -30,6 +30,7 @@ from agent.village.notices.records import (
     Urgency,
 )
 from agent.village.notices.schema import MIGRATIONS
+from agent.village.photos import PhotoStore
 from agent.village.service import ReportSink, utc_now
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ def _notice(row: dict[str, Any]) -> Notice:
         source=str(row["source"]),
         acknowledged_at=datetime.fromisoformat(acknowledged) if acknowledged else None,
         acknowledged_by=row["acknowledged_by"],
+        photo_id=row.get("photo_id"),
     )
 
 
@@ -84,15 +86,19 @@ class NoticeService:
         audit: AuditLog,
         report: ReportSink,
         *,
+        photos: PhotoStore | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._database = database
         self._audit = audit
         self._report = report
+        self._photos = photos
         self._clock = clock
 
     def migrate(self) -> None:
         self._database.migrate(AREA, MIGRATIONS)
+        if self._photos is not None:
+            self._photos.migrate()
 
     def tick(self) -> None:
         """Nothing is scheduled: an expired notice simply stops being listed."""
@@ -109,11 +115,13 @@ class NoticeService:
         actor: str,
         source: str = SOURCE_WEB,
         request_id: str | None = None,
+        photo: BinaryIO | bytes | None = None,
     ) -> Notice:
         """Store and audit a notice; from the next poll on, the kiosk screen shows it.
 
         The expiry must lie ahead, at most ``MAX_LIFETIME`` away. A ``request_id`` seen before
-        returns the notice that request made, unchanged.
+        returns the notice that request made, unchanged. A ``photo`` (JPEG, PNG or WebP) is
+        checked and re-encoded without its metadata before anything is stored.
         """
         now = self._now()
         expires = _aware(notice.expires_at)
@@ -121,31 +129,37 @@ class NoticeService:
             raise ValidationError("expires_at", "notices.expires_at_past")
         if expires > now + MAX_LIFETIME:
             raise ValidationError("expires_at", "notices.expires_at_too_far")
+        prepared = None
+        if photo is not None:
+            if self._photos is None:
+                raise ValidationError("photo", "notices.photo.not_image")
+            prepared = self._photos.prepare(photo)  # CPU work, before the write lock
         with self._database.write() as db:
             if request_id is not None:
                 earlier = _rows(db, "request_id = ?", [request_id], order_by="id", limit=1)
                 if earlier:
                     return earlier[0]
-            inserted = (
-                db.table("notices")
-                .insert(
-                    {
-                        "title": notice.title,
-                        "text": notice.text,
-                        "urgency": str(notice.urgency),
-                        "created_at": _stamp(now),
-                        "expires_at": _stamp(expires),
-                        "created_by": actor,
-                        "source": source,
-                        "request_id": request_id,
-                    }
-                )
-                .last_rowid
-            )
+            photo_id = None
+            if prepared is not None and self._photos is not None:
+                photo_id = self._photos.add(db, prepared, owner=actor).id
+            row = {
+                "title": notice.title,
+                "text": notice.text,
+                "urgency": str(notice.urgency),
+                "created_at": _stamp(now),
+                "expires_at": _stamp(expires),
+                "created_by": actor,
+                "source": source,
+                "request_id": request_id,
+                "photo_id": photo_id,
+            }
+            inserted = db.table("notices").insert(row).last_rowid
             if inserted is None:
                 raise StoreError("the notice was not stored")
             notice_id = int(inserted)
             detail = f"urgency={notice.urgency}; expires={_stamp(expires)}; source={source}"
+            if prepared is not None:
+                detail += "; with photo"
             if request_id is not None:
                 detail += f"; request {request_id}"
             self._audit.record(actor, "notice.publish", f"notice:{notice_id}", detail, db=db)
@@ -199,6 +213,14 @@ class NoticeService:
             )
         return pending[0] if pending else None
 
+    def photo(self, notice_id: int) -> bytes:
+        """The JPEG of a notice still shown (an expired notice's picture is not served)."""
+        with self._database.read() as db:
+            notice = self._load(db, notice_id)
+        if notice.expired(self._now()) or notice.photo_id is None or self._photos is None:
+            raise RecordNotFoundError("notice", "notices.not_found")
+        return self._photos.read(notice.photo_id)
+
     def get(self, notice_id: int) -> Notice:
         with self._database.read() as db:
             return self._load(db, notice_id)
@@ -232,10 +254,19 @@ class NoticeService:
         said is kept a month for questions, then it is old news. The audit entries stay."""
         cutoff = self._now() - KEPT_AFTER_EXPIRY
         with self._database.write() as db:
-            cursor = db.execute("DELETE FROM notices WHERE expires_at < ?", [_stamp(cutoff)])
+            where = [_stamp(cutoff)]
+            if self._photos is not None:
+                going = db.table("notices").rows_where(
+                    "expires_at < ? AND photo_id IS NOT NULL", where, select="photo_id"
+                )
+                for photo_id in [row["photo_id"] for row in going]:
+                    self._photos.remove(db, photo_id)
+            cursor = db.execute("DELETE FROM notices WHERE expires_at < ?", where)
             purged = max(0, cursor.rowcount)
             if purged:
                 self._audit.record(SYSTEM_ACTOR, "notice.purge", "notices", f"rows={purged}", db=db)
+        if self._photos is not None:
+            self._photos.purge_orphans()
         return purged
 
     @staticmethod

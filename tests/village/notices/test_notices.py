@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
 import pytest
 
 from agent.alerts.commands import CommandProcessor
@@ -16,6 +18,8 @@ from agent.audit import AuditLog
 from agent.errors import NotAllowedError, RecordNotFoundError, ValidationError
 from agent.store.database import Database
 from agent.village.notices import SERVICE, NoticeInput, NoticeService
+from agent.village.notices.records import KEPT_AFTER_EXPIRY
+from agent.village.photos import PhotoStore
 from agent.village.service import service_commands
 from tests.fixtures.mosquitto import RecordingTarget
 
@@ -309,3 +313,23 @@ def test_service_commands_cannot_take_a_built_in_name_or_clash() -> None:
     processor.add_service_commands({"notice": lambda request: {"seen": dict(request)}})
     reply = processor.handle("notice", b'{"id": "n1", "x": 1}').reply
     assert reply.ok and reply.result == {"seen": {"id": "n1", "x": 1}}
+
+
+def test_purge_takes_a_notices_picture_with_it(tmp_path: Path) -> None:
+    database = Database(tmp_path / "kiosk.sqlite3")
+    now = [START]
+    store = PhotoStore(database, tmp_path / "photos", area="notices", clock=lambda: now[0])
+    service = NoticeService(
+        database, AuditLog(database), lambda *_: None, photos=store, clock=lambda: now[0]
+    )
+    service.migrate()
+    picture = np.full((40, 60, 3), 128, dtype=np.uint8)
+    ok, data = cv2.imencode(".png", picture)
+    assert ok
+    published = service.publish(notice(), actor="zhou.staff", photo=bytes(data))
+    assert service.photo(published.id).startswith(b"\xff\xd8")
+    assert len(list((tmp_path / "photos" / "notices").iterdir())) == 1
+    now[0] += KEPT_AFTER_EXPIRY + timedelta(days=1)
+    assert service.purge_expired() == 1
+    assert list((tmp_path / "photos" / "notices").iterdir()) == []
+    database.close()

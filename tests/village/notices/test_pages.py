@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from typing import Any
 
+import cv2
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -221,3 +224,55 @@ def test_a_sign_in_asked_for_by_a_page_goes_back_to_it(web_app: App) -> None:
               "next": "/notices"},
     )  # fmt: skip
     assert signed_in.headers["location"] == "/notices"
+
+
+# -- the optional picture ---------------------------------------------------------------------
+
+
+def png(width: int = 64, height: int = 48) -> bytes:
+    picture = np.zeros((height, width, 3), dtype=np.uint8)
+    picture[:, : width // 2] = (0, 0, 255)
+    ok, data = cv2.imencode(".png", picture)
+    assert ok
+    return bytes(data)
+
+
+def publish_with_photo(client: TestClient, photo: tuple[str, bytes, str], **fields: str) -> Any:
+    token = form_token(client.get("/notices/manage").text)
+    return client.post(
+        "/notices/manage",
+        data={"csrf_token": token, "urgency": "urgent", "expires_at": later(), **fields},
+        files={"photo": photo},
+    )
+
+
+def test_a_notice_may_carry_a_picture_shown_while_it_is(web_app: App) -> None:
+    staff = web_app.session_client("staff")
+    response = publish_with_photo(
+        staff, ("river.png", png(), "image/png"), title="河道涨水", text="请勿靠近河边"
+    )
+    assert response.status_code == 303, response.text
+    (notice,) = notices(web_app).active()
+    url = f"/notices/{notice.id}/photo.jpg"
+    assert f'src="{url}"' in web_app.client.get("/notices").text
+    picture = web_app.client.get(url)
+    assert picture.status_code == 200 and picture.headers["content-type"] == "image/jpeg"
+    assert picture.content.startswith(b"\xff\xd8"), "re-encoded as JPEG"
+    assert kiosk_screen(web_app).get("/api/kiosk/notices").json()["urgent"]["photo"] == url
+    past = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)).isoformat(timespec="seconds")
+    with web_app.parts.context.database.write() as db:
+        db.table("notices").update(notice.id, {"expires_at": past})
+    assert web_app.client.get(url).status_code == 404
+
+
+def test_a_file_that_is_no_picture_is_refused_and_the_text_kept(web_app: App) -> None:
+    staff = web_app.session_client("staff")
+    response = publish_with_photo(
+        staff, ("list.pdf", b"%PDF-1.4 not a picture", "application/pdf"), title="河道涨水",
+        text="请勿靠近河边",
+    )  # fmt: skip
+    assert response.status_code == 422
+    assert re.search(r'id="photo"[^>]*aria-invalid="true"', response.text)
+    assert "不是 JPEG、PNG 或 WebP 图片" in response.text
+    assert 'value="河道涨水"' in response.text and ">请勿靠近河边</textarea>" in response.text
+    assert notices(web_app).recent() == []

@@ -10,17 +10,18 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated, Any, BinaryIO
 
 from fastapi import APIRouter, Body, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, UploadFile
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from agent.accounts import Role
 from agent.errors import ValidationError
 from agent.village.notices import Notice, NoticeInput, NoticeService, Urgency
 from agent.village.notices.records import MAX_TEXT, MAX_TITLE
+from agent.village.photos import CONTENT_TYPE, UPLOAD_BODY_LIMIT
 from web_ui.errors import NotFoundError, validation_detail
 from web_ui.params import RecordId
 from web_ui.rendering import is_kiosk_screen, render, translator
@@ -65,6 +66,18 @@ def _kiosk_only(request: Request, principal: Principal) -> None:
 @router.get("/notices")
 def board(request: Request, principal: Annotated[Principal, public()]) -> Response:
     return render(request, "notices/board.html", principal, notices=notices(request).active())
+
+
+@router.get("/notices/{notice_id}/photo.jpg")
+def notice_photo(
+    request: Request, notice_id: RecordId, principal: Annotated[Principal, public()]
+) -> Response:
+    """The picture of a notice still shown (a notice is public; an expired one's is gone)."""
+    return Response(
+        notices(request).photo(notice_id),
+        media_type=CONTENT_TYPE,
+        headers={"Content-Disposition": "inline"},
+    )
 
 
 @api.get("/notices")
@@ -126,22 +139,33 @@ def manage_page(
     return _render_manage(request, principal)
 
 
+def _upload(form: FormData) -> BinaryIO | None:
+    photo = form.get("photo")
+    if isinstance(photo, UploadFile) and (photo.filename or photo.size):
+        return photo.file
+    return None
+
+
 def _input(values: dict[str, str]) -> NoticeInput:
     # An empty box is left out, so it reads as "required" rather than as an unreadable value.
     return NoticeInput.model_validate({name: value for name, value in values.items() if value})
 
 
-def _publish(service: NoticeService, values: dict[str, str], actor: str) -> Notice:
-    return service.publish(_input(values), actor=actor)
+def _publish(
+    service: NoticeService, values: dict[str, str], photo: BinaryIO | None, actor: str
+) -> Notice:
+    return service.publish(_input(values), actor=actor, photo=photo)
 
 
-@router.post("/notices/manage")
+# One photo may come with the form: this route's body limit is the photo store's.
+@router.post("/notices/manage", max_body_size=UPLOAD_BODY_LIMIT)
 async def manage_publish(
     request: Request, principal: Annotated[Principal, require_roles(*PUBLISHERS)]
 ) -> Response:
-    values = _form_values(await request.form())
+    form = await request.form()
+    values = _form_values(form)
     try:
-        await run_in_threadpool(_publish, notices(request), values, principal.actor)
+        await run_in_threadpool(_publish, notices(request), values, _upload(form), principal.actor)
     except ValidationError as exc:
         return await run_in_threadpool(
             partial(_render_manage, request, principal, values=values, error=exc, status_code=422)
