@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TypeVar
 
 from agent.errors import ConfigError
-from agent.village import care, disputes, feedback, homestay, notices, patrol, products
+from agent.village import care, disputes, feedback, homestay, notices, patrol, products, tourism
 from agent.village.service import ServiceParts, ServiceSpec, VillageService
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
     care.SERVICE,
     products.SERVICE,
     patrol.SERVICE,
+    tourism.SERVICE,
 )
 
 ServiceT = TypeVar("ServiceT")
