@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -423,13 +423,6 @@ class DisputeService:
             "created_at": _stamp(record.created_at),
             "closed_at": _stamp(record.closed_at) if record.closed_at else None,
         }
-
-
-def by_states(disputes: Sequence[Dispute]) -> dict[State, int]:
-    counts = {state: 0 for state in State}
-    for dispute in disputes:
-        counts[dispute.state] += 1
-    return counts
 
 
 def build(parts: ServiceParts) -> DisputeService:
