@@ -57,8 +57,11 @@ class Translator:
     def has(self, key: str) -> bool:
         return key in catalog(self.language) or key in catalog(DEFAULT_LANGUAGE)
 
-    def field_label(self, field: str) -> str:
-        """``companions[0].id_number`` becomes e.g. ``同住人 1 · 证件号码``."""
+    def field_label(self, field: str, service: str = "") -> str:
+        """``companions[0].id_number`` becomes e.g. ``同住人 1 · 证件号码``; a village service's
+        own fields are labelled from its catalog (``<service>.field.<name>``) first."""
+        if service and self.has(f"{service}.field.{field}"):
+            return self(f"{service}.field.{field}")
         match = _INDEXED_FIELD.match(field)
         if match:
             return self(
@@ -82,8 +85,10 @@ class Translator:
         return fallback if self.language == "en" else self("error.invalid")
 
     def field_error(self, field: str, code: str, fallback: str = "") -> str:
+        # A service's codes start with its name ("disputes.description.required").
+        service = code.split(".", 1)[0] if "." in code else ""
         return self(
             "error.field_sentence",
-            field=self.field_label(field),
+            field=self.field_label(field, service),
             message=self.error_message(code, fallback),
         )

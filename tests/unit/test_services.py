@@ -93,7 +93,8 @@ def test_a_service_that_relies_on_a_later_one_is_a_clear_error(tmp_path: Path) -
 def test_a_settings_table_for_no_service_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         build_services(_parts(tmp_path, carre={"deadline": "09:00"}), SERVICES)
-    assert caught.value.problems == [f"services.carre: no such service (known: {SERVICES[0].name})"]
+    known = ", ".join(spec.name for spec in SERVICES)
+    assert caught.value.problems == [f"services.carre: no such service (known: {known})"]
 
 
 def test_a_service_reads_its_own_checked_settings(tmp_path: Path) -> None:
@@ -184,3 +185,14 @@ def test_the_menu_of_each_role_comes_from_the_services_it_may_use(tmp_path: Path
         nav = html.split('<nav class="nav"', 1)[1].split("</nav>", 1)[0]
         for path in hidden:
             assert f'href="{path}"' not in nav, (role, path)
+
+
+def test_a_service_field_is_named_from_its_own_catalog() -> None:
+    from web_ui.i18n import Translator
+
+    for language in ("zh-CN", "en"):
+        t = Translator(language)
+        label = t("disputes.field.description")
+        assert label != "disputes.field.description"
+        sentence = t.field_error("description", "disputes.description.required")
+        assert label in sentence and "field.description" not in sentence
