@@ -52,9 +52,7 @@ def signed_in(web_app: App, username: str, role: str) -> TestClient:
     return client
 
 
-def test_the_kiosk_check_in_exists_only_on_the_kiosks_screen(
-    web_app: App, granny: Person
-) -> None:
+def test_the_kiosk_check_in_exists_only_on_the_kiosks_screen(web_app: App, granny: Person) -> None:
     elsewhere = web_app.session_client("anonymous")
     assert elsewhere.get("/kiosk/care").status_code == 404
     assert elsewhere.get(f"/kiosk/care/{granny.id}").status_code == 404

@@ -191,8 +191,7 @@ def _render_register(
 
 @pages.get("/care/people/new", include_in_schema=False)
 def register_page(request: Request, principal: Staff) -> Response:
-    response = _render_register(request, principal)
-    return response
+    return _render_register(request, principal)
 
 
 @pages.post("/care/people", include_in_schema=False)
