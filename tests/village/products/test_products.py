@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import sqlite3
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -233,3 +234,27 @@ def test_a_photo_above_the_app_wide_body_limit_still_uploads(web_app: App) -> No
     # Other routes keep the app-wide limit.
     other = staff.post("/api/products/1/withdraw", content=b"x" * (2 * MiB))
     assert other.status_code == 413
+
+
+def test_a_withdrawn_listing_is_purged_with_its_photo_after_the_keep_time(
+    web_app: App,
+) -> None:
+    staff = web_app.session_client("staff")
+    gone = list_product(staff).json()
+    kept = list_product(staff, name="竹编果篮").json()
+    products = service(web_app)
+    staff.post(f"/api/products/{gone['id']}/withdraw")
+    assert products.purge_expired() == 0, "kept for 30 days after withdrawal"
+    later = datetime.now(UTC) + timedelta(days=31)
+    products._clock = lambda: later  # the service reads the time only through its clock
+    assert products.purge_expired() == 1
+    assert [p.id for p in products.staff_list()] == [kept["id"]]
+    files = [path.name for path in products.photos.folder.iterdir()]
+    assert files == [kept["photo"].rsplit("/", 1)[1]]
+
+
+def test_the_kiosk_home_shows_the_tourist_tiles(web_app: App) -> None:
+    home = TestClient(web_app.asgi).get("/")
+    assert home.status_code == 200
+    for path in ('href="/products"', 'href="/attractions"', 'href="/stays"'):
+        assert path in home.text, path

@@ -246,6 +246,14 @@ def test_attractions_are_edited_by_staff_and_shown_to_everyone(web_app: App) -> 
         files=[("photos", ("b.jpg", io.BytesIO(b"plain text"), "image/jpeg"))],
     )
     assert not_image.json()["error"]["code"] == "tourism.photo.not_image"
+    second = staff.post(
+        f"/api/attractions/{attraction['id']}",
+        data={"name": "千年银杏", "remove_photo": attraction["photos"][0].split("/")[-1][:-4]},
+        files=[("photos", ("c.jpg", io.BytesIO(jpeg_with_gps()), "image/jpeg"))],
+    ).json()
+    assert len(second["photos"]) == 1 and second["photos"] != attraction["photos"]
+    assert tourist.get(attraction["photos"][0]).status_code == 404
+    attraction = second
     deleted = staff.post(f"/api/attractions/{attraction['id']}/delete")
     assert deleted.status_code == 200
     assert tourist.get(attraction["photos"][0]).status_code == 404
