@@ -316,6 +316,9 @@ def _check_raw(data: dict[str, Any]) -> list[ValidationError]:
         value = data.get(field)
         if isinstance(value, str):
             _collect(errors, check_text, field, clean_text(value), maximum)
+    resident = data.get("id_type", IdType.RESIDENT_ID.value) == IdType.RESIDENT_ID.value
+    if resident and not clean_text(str(data.get("ethnicity") or "")):
+        errors.append(ValidationError("ethnicity", "ethnicity.required"))
     phone = data.get("phone")
     if isinstance(phone, str):
         _collect(errors, identity.validate_phone, phone)
