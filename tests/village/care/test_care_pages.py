@@ -129,7 +129,7 @@ def test_staff_register_a_person_and_a_bad_form_keeps_what_was_typed(web_app: Ap
     assert bad.status_code == 422
     error = bad.json()["error"]
     assert (error["field"], error["code"]) == ("guardian", "care.guardian_invalid")
-    assert "监护人必须是已有的家属账号。" in error["message"]
+    assert error["message"] == "监护人（外出务工人员账号）：监护人必须是已有的家属账号。"
 
 
 def test_the_carer_list_shows_todays_state(web_app: App, granny: Person) -> None:
