@@ -13,6 +13,8 @@ Rules the service holds, whoever calls it:
 - A window that ended without a completed round is recorded missed once, by ``tick``, and
   reported to the county in the same transaction (``patrol_missed``); a finished round is
   reported as ``patrol_round`` with counts only (notes may name people, so they stay here).
+- A note is free text an officer types about what they saw, so it may name a villager or a
+  number plate: it is sealed with the vault at rest and opened only to be shown.
 
 Retention (``purge_expired``): snapshots are pictures of people on the square, kept like
 motion-event media (``snapshot_retention_days``, 30 by default); the round records hold
@@ -34,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agent.audit import AuditLog
 from agent.errors import NotAllowedError, RecordNotFoundError, ValidationError
+from agent.privacy import Vault
 from agent.store.database import Database
 from agent.village.patrol.records import (
     MAX_SNAPSHOTS_PER_POINT,
@@ -71,7 +74,8 @@ class PatrolSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    # IANA name of the zone the windows are in; blank: the kiosk's own local time.
+    # IANA name of the zone the windows are in; blank: the kiosk's own local time, as its UTC
+    # offset at start (name the zone where clocks change for summer time).
     timezone: str = ""
     round_retention_days: int = Field(default=365, ge=30, le=3650)
     snapshot_retention_days: int = Field(default=30, ge=1, le=365)
@@ -155,6 +159,7 @@ class PatrolService:
         audit: AuditLog,
         report: ReportSink,
         *,
+        vault: Vault,
         cameras: Mapping[str, str],
         settings: PatrolSettings | None = None,
         clock: Callable[[], datetime] = utc_now,
@@ -162,6 +167,7 @@ class PatrolService:
         self._database = database
         self._audit = audit
         self._report = report
+        self._vault = vault
         self._cameras = dict(cameras)  # id -> name, in the config's order
         self._settings = settings or PatrolSettings()
         self._tz = self._settings.zone()
@@ -600,7 +606,7 @@ class PatrolService:
                 shown_at=_when(shown),
                 completed_at=_when(completed),
                 look_seconds=float(look) if look is not None else None,
-                note=note,
+                note=self._vault.decrypt(note) if note else "",
                 snapshots=tuple(snapshots.get(int(position), ())),
             )
             for position, camera, shown, completed, look, note in db.execute(
@@ -635,11 +641,14 @@ class PatrolService:
             raise ValidationError("position", "patrol.point.not_current")
         return current
 
-    @staticmethod
-    def _save_note(db: sqlite_utils.Database, round_id: int, position: int, note: str) -> None:
+    def _save_note(
+        self, db: sqlite_utils.Database, round_id: int, position: int, note: str
+    ) -> None:
+        # Blank stays blank (not a sealed empty text), so notes can be counted without opening.
+        sealed = self._vault.encrypt(note) if note else ""
         db.execute(
             "UPDATE patrol_round_points SET note = ? WHERE round_id = ? AND position = ?",
-            [note, round_id, position],
+            [sealed, round_id, position],
         )
 
     def _finish(
@@ -796,6 +805,7 @@ def build(parts: ServiceParts) -> PatrolService:
         parts.database,
         parts.audit,
         parts.report,
+        vault=parts.vault,
         cameras={camera.id: camera.name or camera.id for camera in parts.config.cameras},
         settings=settings,
         clock=parts.clock,

@@ -13,6 +13,7 @@ import pytest
 import sqlite_utils
 
 from agent.audit import AuditLog
+from agent.privacy import Vault
 from agent.store.database import Database
 from agent.village.patrol import PatrolService, PatrolSettings
 
@@ -39,6 +40,7 @@ class Clock:
 @dataclass
 class Patrol:
     service: PatrolService
+    vault: Vault
     clock: Clock
     database: Database
     audit: AuditLog
@@ -62,16 +64,18 @@ def make_patrol(tmp_path: Path, **settings: Any) -> Patrol:
             raise RuntimeError("the report could not be written")
         reports.append((kind, payload))
 
+    service_vault = Vault.load_or_create(tmp_path / "secrets" / "personal-data.key")
     service = PatrolService(
         database,
         audit,
         report,
+        vault=service_vault,
         cameras=CAMERAS,
         settings=PatrolSettings(timezone="Asia/Shanghai", **settings),
         clock=clock,
     )
     service.migrate()
-    built.append(Patrol(service, clock, database, audit, reports))
+    built.append(Patrol(service, service_vault, clock, database, audit, reports))
     return built[0]
 
 

@@ -379,6 +379,7 @@ def test_a_route_whose_camera_left_the_config_cannot_be_walked(patrol: Patrol) -
         patrol.database,
         patrol.audit,
         lambda _db, _kind, _payload: None,
+        vault=patrol.vault,
         cameras={"square": "村口广场"},
         settings=PatrolSettings(timezone="Asia/Shanghai"),
         clock=patrol.clock,
@@ -387,3 +388,15 @@ def test_a_route_whose_camera_left_the_config_cannot_be_walked(patrol: Patrol) -
         fewer.start_round(made.id, actor=OFFICER)
     assert refused.value.message == "patrol.cameras.unknown"
     assert fewer.open_round(OFFICER) is None
+
+
+def test_notes_are_sealed_at_rest(patrol: Patrol) -> None:
+    started = patrol.service.start_round(route(patrol).id, actor=OFFICER)
+    patrol.service.save_note(started.id, 0, actor=OFFICER, note="王五家的车停在桥头")
+    with patrol.database.read() as db:
+        stored = [row[0] for row in db.execute("SELECT note FROM patrol_round_points")]
+    assert all("王五" not in text for text in stored)
+    assert patrol.vault.decrypt(stored[0]) == "王五家的车停在桥头"
+    assert stored[1] == ""
+    assert patrol.service.get_round(started.id).points[0].note == "王五家的车停在桥头"
+    assert patrol.service.list_rounds()[0].notes == 1
