@@ -29,21 +29,25 @@ TEMPLATES_DIR = Path(__file__).parent / "templates"
 
 # What each role sees in the navigation bar besides the services' own entries: (path, key).
 _NAV: dict[str | None, list[tuple[str, str]]] = {
-    None: [("/", "nav.status"), ("/family/join", "nav.family_join"), ("/login", "nav.login")],
-    Role.HOST: [("/", "nav.status")],
+    None: [("/status", "nav.status"), ("/family/join", "nav.family_join"), ("/login", "nav.login")],
+    Role.HOST: [("/status", "nav.status")],
     Role.ADMIN: [
-        ("/", "nav.status"),
+        ("/status", "nav.status"),
         ("/police/patrol", "nav.patrol"),
         ("/admin/households", "nav.households"),
         ("/police/audit", "nav.audit"),
     ],
     Role.POLICE: [
-        ("/", "nav.status"),
+        ("/status", "nav.status"),
         ("/police/patrol", "nav.patrol"),
         ("/police/audit", "nav.audit"),
     ],
-    Role.FAMILY: [("/", "nav.status"), ("/family", "nav.family"), ("/family/calls", "nav.calls")],
-    Role.STAFF: [("/", "nav.status")],
+    Role.FAMILY: [
+        ("/status", "nav.status"),
+        ("/family", "nav.family"),
+        ("/family/calls", "nav.calls"),
+    ],
+    Role.STAFF: [("/status", "nav.status")],
 }
 # The services' entries come before these, which close the menu.
 _LAST_ENTRIES = frozenset({"/admin/households", "/police/audit", "/family/join", "/login"})
@@ -55,7 +59,13 @@ _KIOSK_CALLS = ("/kiosk/calls", "nav.calls")
 def service_entries(request: Request, role: Role | None) -> list[NavEntry]:
     """The menu entries of the services that ``role`` may use, in the service list's order."""
     webs: list[ServiceWeb] = getattr(request.app.state, "service_webs", [])
-    return [entry for web in webs for entry in web.nav if role in entry.roles]
+    kiosk = is_kiosk_screen(request)
+    return [
+        entry
+        for web in webs
+        for entry in web.nav
+        if role in entry.roles and (kiosk or not entry.kiosk_only)
+    ]
 
 
 def _navigation(request: Request, role: Role | None) -> list[tuple[str, str]]:

@@ -196,3 +196,21 @@ def test_a_service_field_is_named_from_its_own_catalog() -> None:
         assert label != "disputes.field.description"
         sentence = t.field_error("description", "disputes.description.required")
         assert label in sentence and "field.description" not in sentence
+
+
+def test_kiosk_only_entries_stay_off_a_phones_menu(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from tests.fixtures.browser import build_web_context
+    from web_ui.app import create_app
+
+    parts = build_web_context(tmp_path)
+    app = create_app(parts.context)
+    kiosk_only = [e for w in app.state.service_webs for e in w.nav if e.kiosk_only]
+    assert kiosk_only, "the dispute filing entry is the kiosk's alone"
+    # TestClient's client is not on loopback: a phone, as far as the app knows.
+    nav = TestClient(app).get("/").text.split('<nav class="nav"', 1)[1].split("</nav>", 1)[0]
+    for entry in kiosk_only:
+        assert f'href="{entry.path}"' not in nav, entry.path
+    # The menu's status entry leads to the status page, not to the home screen.
+    assert 'href="/status"' in nav

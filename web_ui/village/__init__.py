@@ -32,6 +32,9 @@ class NavEntry:
     roles: frozenset[Role | None]
     # Shown as a big tile on the kiosk's home screen (to roles that see the entry).
     tile: bool = False
+    # Only on the kiosk's own touchscreen (filing a dispute, the daily check-in): elsewhere the
+    # page answers 404, so the menu of a phone does not offer it.
+    kiosk_only: bool = False
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ WEB = ServiceWeb(
     pages=routes.pages,
     api=routes.api,
     nav=(
-        NavEntry("/kiosk/disputes", "nav.disputes.file", roles(None), tile=True),
+        NavEntry("/kiosk/disputes", "nav.disputes.file", roles(None), tile=True, kiosk_only=True),
         NavEntry("/disputes", "nav.disputes.list", roles(Role.STAFF, Role.ADMIN, Role.POLICE)),
     ),
 )
