@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from agent.accounts import AccountStore
 
 log = logging.getLogger(__name__)
+# agent.accounts (argon2) is imported only by the commands that use it; its role names are these.
+ROLE_NAMES = ("admin", "police", "host", "family", "staff")
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -235,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add = user_command("add", "create an account (password read from stdin)", _cmd_user_add)
     add.add_argument("--username", required=True)
-    add.add_argument("--role", required=True, choices=["admin", "police", "host", "family"])
+    add.add_argument("--role", required=True, choices=ROLE_NAMES)
     add.add_argument("--password-file", help="read the password from this file")
     user_command("list", "list accounts with their sessions and sign-in pauses", _cmd_user_list)
     passwd = user_command(

@@ -203,3 +203,10 @@ def test_user_delete_unlock_and_revoke(kiosk: Kiosk, capsys: pytest.CaptureFixtu
     actions = [(actor, action) for actor, action, _ in kiosk.audit()]
     for action in ("user.unlock", "user.revoke", "user.delete"):
         assert ("cli", action) in actions
+
+
+def test_the_cli_offers_every_role_of_the_accounts() -> None:
+    from agent.accounts import Role
+    from agent.cli import ROLE_NAMES
+
+    assert set(ROLE_NAMES) == {role.value for role in Role}

@@ -11,7 +11,7 @@ WEB = ServiceWeb(
     api=routes.api,
     nav=(
         # The check-in works on the kiosk's own screen only (elsewhere the page is not found).
-        NavEntry("/kiosk/care", "care.nav.checkin", roles(None), tile=True),
+        NavEntry("/kiosk/care", "care.nav.checkin", roles(None), tile=True, kiosk_only=True),
         NavEntry("/care", "care.nav.today", roles(Role.STAFF, Role.ADMIN)),
         NavEntry("/family/care", "care.nav.family", roles(Role.FAMILY)),
     ),
