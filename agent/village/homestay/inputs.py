@@ -86,6 +86,7 @@ ERROR_MESSAGES: dict[str, str] = {
     "homestay.not_found": "This homestay does not exist.",
     "guest.not_found": "This guest registration does not exist (it may have been purged).",
     "guest.already_checked_out": "This guest has already checked out.",
+    "homestay.date_range_reversed": "The end date is before the start date.",
     "homestay.sex_mismatch": "The sex differs from the one in the resident ID number (its 17th "
     "digit is odd for a man, even for a woman).",
     "homestay.nationality_unknown": "Choose the nationality from the list (a country code such "

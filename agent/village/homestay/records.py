@@ -99,6 +99,9 @@ class GuestQuery:
     homestay_id: int | None = None
     host_username: str | None = None
     active_only: bool = False
+    # Blind indexes of the searched name's character pairs, for a partial name match (see
+    # HomestayService.query); empty for a name of one character.
+    name_grams: tuple[str, ...] = ()
 
     @property
     def identifying(self) -> bool:
@@ -110,7 +113,8 @@ class GuestQuery:
         return [
             key.removesuffix("_index")
             for key, value in vars(self).items()
-            if value not in (None, False)
+            # The pairs are the name's: "name" is listed once, for name_index.
+            if value not in (None, False, ()) and key != "name_grams"
         ]
 
     def subject(self) -> str:
@@ -158,3 +162,10 @@ def masked_view(record: GuestRecord) -> GuestRecord:
             "masked": True,
         }
     )
+
+
+def name_pairs(name: str) -> set[str]:
+    """The overlapping character pairs of a name, case and spaces ignored: what a partial
+    name search can find (张三丰 -> 张三, 三丰)."""
+    folded = "".join(name.casefold().split())
+    return {folded[i : i + 2] for i in range(len(folded) - 1)}

@@ -97,3 +97,17 @@ def create_tracking(db: sqlite_utils.Database) -> None:
 
 
 TRACKING = Migration(4, "report delivery tracking and one-time form tokens", create_tracking)
+
+
+def create_name_pairs(db: sqlite_utils.Database) -> None:
+    """Blind indexes of each person's name pairs (see HomestayService.query)."""
+    db.table("guest_name_pairs").create(
+        {"guest_id": int, "person": int, "pair_index": str},
+        not_null={"guest_id", "person", "pair_index"},
+        if_not_exists=True,
+    )
+    db.table("guest_name_pairs").create_index(["pair_index"], if_not_exists=True)
+    db.table("guest_name_pairs").create_index(["guest_id"], if_not_exists=True)
+
+
+NAME_PAIRS = 5

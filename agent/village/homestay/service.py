@@ -44,6 +44,7 @@ from agent.village.homestay.records import (
     homestay_of,
     iso_day,
     masked_view,
+    name_pairs,
     timestamp,
     utc_now,
 )
@@ -52,8 +53,10 @@ from agent.village.homestay.schema import (
     COMPANION_COLUMNS,
     GUEST_COLUMNS,
     MIGRATIONS,
+    NAME_PAIRS,
     SEAL_BIRTH_DATES,
     TRACKING,
+    create_name_pairs,
 )
 from agent.village.identity import IdType
 from agent.village.service import ReportSink
@@ -134,6 +137,29 @@ class HomestayService:
                 self._seal_birth_dates,
             ),
             TRACKING,
+            Migration(NAME_PAIRS, "blind indexes of name pairs", self._index_name_pairs),
+        )
+
+    def _index_name_pairs(self, db: sqlite_utils.Database) -> None:
+        """Pair indexes for the registrations made before partial name search existed."""
+        create_name_pairs(db)
+        for guest_id, personal in db.execute("SELECT id, personal FROM guests").fetchall():
+            self._store_pairs(db, int(guest_id), 0, self._open(personal)["name"])
+        for guest_id, position, personal in db.execute(
+            "SELECT guest_id, position, personal FROM guest_companions"
+        ).fetchall():
+            self._store_pairs(db, int(guest_id), int(position) + 1, self._open(personal)["name"])
+
+    def _store_pairs(
+        self, db: sqlite_utils.Database, guest_id: int, person: int, name: str
+    ) -> None:
+        db.table("guest_name_pairs").insert_all(
+            {
+                "guest_id": guest_id,
+                "person": person,
+                "pair_index": self._vault.blind_index("name_pair", pair),
+            }
+            for pair in sorted(name_pairs(name))
         )
 
     def _record_with_sealed_birth(
@@ -369,6 +395,9 @@ class HomestayService:
                         "created_at": timestamp(now),
                     }
                 )
+            self._store_pairs(db, guest_id, 0, guest.name)
+            for position, companion in enumerate(guest.companions):
+                self._store_pairs(db, guest_id, position + 1, companion.name)
             record = self._load(db, guest_id, unmasked=True)
             self._send_report(db, "check_in", record, homestay, now)
             record = self._load(db, guest_id, unmasked=True)
@@ -431,6 +460,7 @@ class HomestayService:
             self._report(db, REPORT_KIND, self._payload("delete", record, homestay, now))
             db.execute("DELETE FROM homestay_form_tokens WHERE guest_id = ?", [guest_id])
             db.execute("DELETE FROM guest_reports WHERE guest_id = ?", [guest_id])
+            db.execute("DELETE FROM guest_name_pairs WHERE guest_id = ?", [guest_id])
             db.execute("DELETE FROM guests WHERE id = ?", [guest_id])
             self._audit.record(
                 host_username,
@@ -497,10 +527,23 @@ class HomestayService:
         host_username: str | None = None,
         active_only: bool = False,
     ) -> GuestQuery:
-        """Filters as a GuestQuery; a name or ID number becomes its blind index (blank: none)."""
+        """Filters as a GuestQuery; a name or ID number becomes its blind index (blank: none).
+
+        A name matches a person whose whole name it is, or (two characters or more) whose
+        name holds every character pair of it: 三丰 finds 张三丰. Only keyed indexes of the
+        pairs are stored, never the name; single characters are not indexed, since a surname
+        alone would find too many people and one-character indexes repeat often enough to
+        be counted. An ID number matches whole numbers only: a partial number search would
+        need indexes of its parts, and those (area code, birth date) are what the masks hide.
+        A date range that ends before it starts is refused rather than finding nothing."""
+        if date_from is not None and date_to is not None and date_from > date_to:
+            raise ValidationError("date_to", "homestay.date_range_reversed")
         name = clean_text(name) if name else ""
         number = identity.normalize_id_number(id_number) if id_number else ""
         return GuestQuery(
+            name_grams=tuple(
+                sorted(self._vault.blind_index("name_pair", pair) for pair in name_pairs(name))
+            ),
             name_index=self._vault.blind_index("name", name) if name else None,
             id_number_index=self._vault.blind_index("id_number", number) if number else None,
             date_from=date_from,
@@ -641,6 +684,7 @@ class HomestayService:
             # What pointed at the purged registrations goes with them; a form token is only
             # needed while a repeated submit of its form may still arrive.
             db.execute("DELETE FROM guest_reports WHERE guest_id NOT IN (SELECT id FROM guests)")
+            db.execute("DELETE FROM guest_name_pairs WHERE guest_id NOT IN (SELECT id FROM guests)")
             db.execute(
                 "DELETE FROM homestay_form_tokens WHERE created_at < ?"
                 " OR guest_id NOT IN (SELECT id FROM guests)",
@@ -734,6 +778,16 @@ class HomestayService:
         params: list[Any] = []
         for kind, index in (("name", filters.name_index), ("id_number", filters.id_number_index)):
             if index is None:
+                continue
+            if kind == "name" and filters.name_grams:
+                marks = ",".join("?" * len(filters.name_grams))
+                clauses.append(
+                    "(g.name_index = ? OR g.id IN (SELECT guest_id FROM guest_companions"  # noqa: S608 - marks are only question marks
+                    " WHERE name_index = ?) OR g.id IN (SELECT guest_id FROM guest_name_pairs"
+                    f" WHERE pair_index IN ({marks}) GROUP BY guest_id, person"
+                    " HAVING COUNT(DISTINCT pair_index) = ?))"
+                )
+                params += [index, index, *filters.name_grams, len(filters.name_grams)]
                 continue
             clauses.append(
                 f"(g.{kind}_index = ? OR g.id IN"  # noqa: S608 - kind is one of two literals

@@ -385,8 +385,14 @@ def test_search_by_id_number_uses_the_blind_index(kiosk: Kiosk) -> None:
     assert [r.id for r in kiosk.service.search(id_number=spaced)] == [first]
     assert [r.id for r in kiosk.service.search(name="李四")] == [other]
     assert [r.id for r in kiosk.service.search(name=" 张小宝 ")] == [first]
-    assert kiosk.service.search(name="张三") == []
+    # A part of a name (two adjacent characters or more) finds the person, guest or companion;
+    # one character or characters that are not adjacent find nobody.
+    assert [r.id for r in kiosk.service.search(name="张三")] == [first]
+    assert [r.id for r in kiosk.service.search(name="小宝")] == [first]
+    assert kiosk.service.search(name="张丰") == []
+    assert kiosk.service.search(name="张") == []
     assert kiosk.service.search(id_number=resident_id(birth="19700101")) == []
+    assert kiosk.service.search(id_number=GUEST_ID[:10]) == [], "ID numbers match whole only"
     assert all(r.masked and "*" in r.id_number for r in kiosk.service.search())
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -224,3 +225,32 @@ def test_a_draft_comes_back_after_the_session_ended(web_app: App) -> None:
     assert 'value="钱多多"' in page.text and "data-draft-restored" in page.text
     other = web_app.session_client("police")
     assert other.post(f"/api/homestays/{web_app.homestay_id}/draft", json={}).status_code == 403
+
+
+# -- police search -----------------------------------------------------------------------------
+
+
+def test_a_reversed_date_range_is_refused_with_a_message(web_app: App) -> None:
+    homestays = web_app.parts.context.homestays
+    with pytest.raises(ValidationError) as raised:
+        homestays.query(date_from=date(2026, 5, 2), date_to=date(2026, 5, 1))
+    assert raised.value.message == "homestay.date_range_reversed"
+    police = web_app.session_client("police")
+    page = police.get(
+        "/police/registrations", params={"date_from": "2026-05-02", "date_to": "2026-05-01"}
+    )
+    assert "结束日期早于开始日期" in page.text
+    api = police.post(
+        "/api/guests/search", json={"date_from": "2026-05-02", "date_to": "2026-05-01"}
+    )
+    assert api.status_code == 422 and api.json()["error"]["code"] == "homestay.date_range_reversed"
+
+
+def test_police_find_a_guest_by_part_of_the_name(web_app: App) -> None:
+    police = web_app.session_client("police")
+    token = form_token(police.get("/police/registrations").text)
+    posted = police.post("/police/registrations/search", data={"csrf_token": token, "name": "三丰"})
+    found = police.get(posted.headers["location"])
+    assert f'data-guest="{web_app.guest_id}"' in found.text
+    (entry,) = web_app.parts.context.audit.entries(action="guest.search")
+    assert "三丰" not in entry.subject + entry.detail, "the audit keeps blind indexes only"

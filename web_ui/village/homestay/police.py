@@ -170,17 +170,17 @@ async def registrations_search(
     page with the filters; with one it is audited, kept and redirected to by its id."""
     context = web_context(request)
     form = await request.form()
+    name, id_number = _text(form, "name"), _text(form, "id_number")
     try:
         filters = parse_filters(form)
+        query = context.service(HomestayService).query(
+            name=name, id_number=id_number, **filters.keywords()
+        )
     except ValidationError as exc:
         error = validation_text(translator(request), exc)
         return await run_in_threadpool(
             lambda: _render_list(request, principal, query=None, error_text=error, status_code=400)
         )
-    name, id_number = _text(form, "name"), _text(form, "id_number")
-    query = context.service(HomestayService).query(
-        name=name, id_number=id_number, **filters.keywords()
-    )
     if not query.identifying:
         target = filters.query_string()
         return RedirectResponse(
