@@ -26,7 +26,7 @@ from agent.privacy import (
 )
 from agent.store.database import Database, Migration
 from agent.village import identity
-from agent.village.homestay.export import to_csv
+from agent.village.homestay.export import CsvLabels, to_csv, to_spreadsheet_csv
 from agent.village.homestay.inputs import (
     MAX_ADDRESS,
     MAX_NAME,
@@ -630,6 +630,7 @@ class HomestayService:
         query: GuestQuery | None = None,
         searches_per_hour: int | None = None,
         limit: int = MAX_EXPORT,
+        labels: CsvLabels | None = None,
     ) -> str:
         """Unmasked CSV for the police, one row per person (companions follow their guest).
 
@@ -660,7 +661,8 @@ class HomestayService:
                 detail = f"{head}{part} ids={chunk}"
                 self._audit.record(actor, "guest.export", "guests", detail, db=db)
         log.info("guest export of %d registrations by %s", len(records), actor)
-        return "\ufeff" + to_csv(records)
+        body = to_csv(records) if labels is None else to_spreadsheet_csv(records, labels)
+        return "\ufeff" + body
 
     # -- retention -----------------------------------------------------------------------------
 

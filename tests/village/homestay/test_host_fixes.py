@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
@@ -254,3 +256,22 @@ def test_police_find_a_guest_by_part_of_the_name(web_app: App) -> None:
     assert f'data-guest="{web_app.guest_id}"' in found.text
     (entry,) = web_app.parts.context.audit.entries(action="guest.search")
     assert "三丰" not in entry.subject + entry.detail, "the audit keeps blind indexes only"
+
+
+def test_the_police_csv_reads_in_a_spreadsheet_in_the_page_language(web_app: App) -> None:
+    police = web_app.session_client("police")
+    body = police.get("/police/registrations.csv").content.decode("utf-8")
+    assert body.startswith("\ufeff"), "a byte-order mark, so Excel reads Chinese"
+    rows = list(csv.reader(io.StringIO(body.removeprefix("\ufeff"))))
+    header, guest = rows[0], rows[1]
+    assert header[:5] == ["登记编号", "身份", "民宿", "房间", "姓名"]
+    column = dict(zip(header, guest, strict=True))
+    assert column["证件号码"] == f'="{resident_id()}"', "kept as text, not 1.1E+17"
+    assert column["性别"] == "男" and column["身份"] == "入住人" and column["国籍"] == "中国 (CHN)"
+    record = web_app.parts.context.homestays.search()[0]
+    assert column["入住时间"] == record.check_in.astimezone().strftime("%Y-%m-%d %H:%M")
+
+    police.cookies.set("vk_lang", "en")
+    english = police.get("/police/registrations.csv").content.decode("utf-8")
+    assert english.removeprefix("\ufeff").startswith("Record,Role,Homestay,Room,Name")
+    assert ",Guest," in english and ",male," in english

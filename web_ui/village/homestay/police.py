@@ -22,8 +22,10 @@ from starlette.responses import RedirectResponse, Response
 
 from agent.accounts import Role
 from agent.errors import ValidationError
-from agent.village.homestay import GuestQuery, HomestayService, SearchLimitError
+from agent.village.homestay import GuestQuery, HomestayService, SearchLimitError, countries
+from agent.village.homestay.export import COLUMNS, CsvLabels
 from web_ui.errors import validation_text
+from web_ui.i18n import Translator
 from web_ui.params import RecordId
 from web_ui.rendering import render, translator
 from web_ui.security import Principal, require_roles, web_context
@@ -208,15 +210,27 @@ async def registrations_search(
     )
 
 
+def csv_labels(t: Translator) -> CsvLabels:
+    """The export's headers and values in the reader's language."""
+    return CsvLabels(
+        headers={column: t(f"homestay.csv.{column}") for column in COLUMNS},
+        value=lambda code: t(f"homestay.csv.{code}") if t.has(f"homestay.csv.{code}") else t(code),
+        country=lambda code: f"{countries.name_of(code, t.language)} ({code})",
+    )
+
+
 @router.get("/police/registrations.csv")
 def registrations_csv(
     request: Request,
     principal: Annotated[Principal, require_roles(Role.POLICE, same_origin=True)],
 ) -> Response:
-    """The full CSV of the list or of a kept search (counted when it was made)."""
+    """The full CSV of the list or of a kept search (counted when it was made), ready for a
+    spreadsheet in the page's language."""
     query, _ = _search_query(request, principal)
     body = (
-        web_context(request).service(HomestayService).export_csv(actor=principal.actor, query=query)
+        web_context(request)
+        .service(HomestayService)
+        .export_csv(actor=principal.actor, query=query, labels=csv_labels(translator(request)))
     )
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M")
     return Response(
