@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -275,3 +275,23 @@ def test_the_police_csv_reads_in_a_spreadsheet_in_the_page_language(web_app: App
     english = police.get("/police/registrations.csv").content.decode("utf-8")
     assert english.removeprefix("\ufeff").startswith("Record,Role,Homestay,Room,Name")
     assert ",Guest," in english and ",male," in english
+
+
+def test_the_audit_log_speaks_the_readers_language_and_filters_by_day(web_app: App) -> None:
+    police = web_app.session_client("police")
+    police.get("/police/registrations.csv")
+    page = police.get("/police/audit").text
+    assert "导出登记信息" in page
+    assert "1 条记录" in page and "条件：无" in page, "details in words, not rows=1"
+    today = datetime.now().date()
+    kept = police.get(
+        "/police/audit", params={"date_from": today.isoformat(), "date_to": today.isoformat()}
+    )
+    assert 'data-action="guest.export"' in kept.text
+    past = (today - timedelta(days=3)).isoformat()
+    earlier = police.get("/police/audit", params={"date_from": past, "date_to": past})
+    assert 'data-action="guest.export"' not in earlier.text
+    reversed_range = police.get(
+        "/police/audit", params={"date_from": today.isoformat(), "date_to": past}
+    )
+    assert reversed_range.status_code == 400 and "结束日期早于开始日期" in reversed_range.text
