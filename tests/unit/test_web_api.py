@@ -153,7 +153,7 @@ def test_admin_creates_homestays_only_for_host_accounts(web_app: App) -> None:
 # -- fuzzing: every operation of the OpenAPI document, as a role allowed to use it ---------------
 
 
-_ROLE_PREFERENCE = (H, P, AD, "family", ANONYMOUS)
+_ROLE_PREFERENCE = (H, P, AD, "family", "staff", ANONYMOUS)
 
 
 def _fuzz(web_app: App, operation: Any, role: str, failures: list[str]) -> None:
