@@ -64,6 +64,8 @@
       clearTimeout(timer);
       timer = setTimeout(function () { saveDraft(form); }, DRAFT_DELAY_MS);
     });
+    // A draft saved after the registration went in would bring the registered guest back.
+    form.addEventListener("submit", function () { clearTimeout(timer); });
     form.addEventListener("change", function (event) {
       if (event.target.name && event.target.name.slice(-7) === "id_type") {
         var number = form.elements[event.target.name.slice(0, -7) + "id_number"];
