@@ -1,8 +1,9 @@
 """The village services this kiosk runs: one line each. The runtime builds, migrates and purges
 them in this order; the web layer shows the pages of each from web_ui/village/<name>/.
 
-To add a service, copy a service folder (agent/village/<name>/ and web_ui/village/<name>/),
-rename it and add its SERVICE here.
+To add a service, copy a service's folders (agent/village/<name>/, web_ui/village/<name>/ and
+tests/village/<name>/), rename them, and import and list its SERVICE here. A service that uses
+another (tourism books homestays) comes after it.
 """
 
 from __future__ import annotations
