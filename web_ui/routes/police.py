@@ -120,7 +120,7 @@ def audit_log(
     if (date_from.strip() and first is None) or (date_to.strip() and last is None):
         error = t("error.date.format")
     elif first is not None and last is not None and first > last:
-        error = t("error.homestay.date_range_reversed")
+        error = t("error.date.range_reversed")
     entries = (
         []
         if error
