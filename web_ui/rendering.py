@@ -71,11 +71,14 @@ def service_entries(request: Request, role: Role | None) -> list[NavEntry]:
 def _navigation(request: Request, role: Role | None) -> list[tuple[str, str]]:
     core = _NAV[role]
     cut = next((i for i, (path, _) in enumerate(core) if path in _LAST_ENTRIES), len(core))
-    services = [(entry.path, entry.key) for entry in service_entries(request, role)]
-    items = [*core[:cut], *services, *core[cut:]]
-    if role is None and request.app.state.context.calls is not None and is_kiosk_screen(request):
-        items.insert(len(items) - 1, _KIOSK_CALLS)
-    return items
+    entries = service_entries(request, role)
+    if role is None and is_kiosk_screen(request):
+        # The kiosk's home screen has a big tile for each of these: the menu bar keeps one
+        # "home" entry instead of a second row of small buttons above them.
+        services = [("/", "nav.home")] + [(e.path, e.key) for e in entries if not e.tile]
+        return [*services, *core[:cut], *core[cut:]]
+    services = [(entry.path, entry.key) for entry in entries]
+    return [*core[:cut], *services, *core[cut:]]
 
 
 def _kiosk_call_events(request: Request, role: Role | None) -> str:

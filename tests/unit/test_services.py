@@ -214,3 +214,23 @@ def test_kiosk_only_entries_stay_off_a_phones_menu(tmp_path: Path) -> None:
         assert f'href="{entry.path}"' not in nav, entry.path
     # The menu's status entry leads to the status page, not to the home screen.
     assert 'href="/status"' in nav
+
+
+def test_the_kiosk_screens_menu_leaves_the_tiles_to_its_home_screen(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from tests.fixtures.browser import build_web_context
+    from web_ui.app import create_app
+
+    app = create_app(build_web_context(tmp_path).context)
+    tiles = [e.path for w in app.state.service_webs for e in w.nav if e.tile and None in e.roles]
+    assert tiles
+    # The kiosk's own browser is the client on loopback.
+    kiosk = TestClient(app, client=("127.0.0.1", 50000))
+    html = kiosk.get("/").text
+    nav = html.split('<nav class="nav"', 1)[1].split("</nav>", 1)[0]
+    main = html.split("</nav>", 1)[1]
+    for path in tiles:
+        assert f'href="{path}"' not in nav, path
+        assert f'href="{path}"' in main, path
+    assert 'href="/"' in nav, "one way home from every page"
