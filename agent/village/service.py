@@ -75,9 +75,14 @@ class ServiceParts:
                 return built
         raise LookupError(f"{kind.__name__} must come earlier in the service list")
 
+    # The names whose settings a service read while being built: a table nobody reads (a
+    # service without settings) is refused rather than silently ignored.
+    settings_read: set[str] = field(default_factory=set, compare=False)
+
     def settings(self, name: str, model: type[SettingsT]) -> SettingsT:
         """The service's ``[services.<name>]`` table checked by ``model``; a bad table is a
         ConfigError naming each key, like every other part of the config."""
+        self.settings_read.add(name)
         try:
             return model.model_validate(self.config.services.get(name, {}))
         except PydanticValidationError as exc:

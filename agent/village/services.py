@@ -100,7 +100,10 @@ def build_services(parts: ServiceParts, specs: Sequence[ServiceSpec] = SERVICES)
         )
     built: dict[str, VillageService] = {}
     for spec in specs:
-        service = spec.build(dataclasses.replace(parts, earlier=dict(built)))
+        own = dataclasses.replace(parts, earlier=dict(built), settings_read=set())
+        service = spec.build(own)
+        if spec.name in parts.config.services and spec.name not in own.settings_read:
+            raise ConfigError([f"services.{spec.name}: this service has no settings"])
         service.migrate()
         built[spec.name] = service
     return Services(built)

@@ -234,3 +234,9 @@ def test_the_kiosk_screens_menu_leaves_the_tiles_to_its_home_screen(tmp_path: Pa
         assert f'href="{path}"' not in nav, path
         assert f'href="{path}"' in main, path
     assert 'href="/"' in nav, "one way home from every page"
+
+
+def test_a_settings_table_for_a_service_without_settings_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        build_services(_parts(tmp_path, homestay={"retention": 5}), SERVICES)
+    assert caught.value.problems == ["services.homestay: this service has no settings"]

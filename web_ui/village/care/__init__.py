@@ -12,7 +12,7 @@ WEB = ServiceWeb(
     nav=(
         # The check-in works on the kiosk's own screen only (elsewhere the page is not found).
         NavEntry("/kiosk/care", "care.nav.checkin", roles(None), tile=True, kiosk_only=True),
-        NavEntry("/care", "care.nav.today", roles(Role.STAFF, Role.ADMIN)),
+        NavEntry("/care", "care.nav.today", roles(Role.STAFF, Role.ADMIN), tile=True),
         NavEntry("/family/care", "care.nav.family", roles(Role.FAMILY)),
     ),
 )

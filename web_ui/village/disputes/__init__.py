@@ -10,6 +10,8 @@ WEB = ServiceWeb(
     api=routes.api,
     nav=(
         NavEntry("/kiosk/disputes", "nav.disputes.file", roles(None), tile=True, kiosk_only=True),
-        NavEntry("/disputes", "nav.disputes.list", roles(Role.STAFF, Role.ADMIN, Role.POLICE)),
+        NavEntry(
+            "/disputes", "nav.disputes.list", roles(Role.STAFF, Role.ADMIN, Role.POLICE), tile=True
+        ),
     ),
 )

@@ -9,7 +9,9 @@ WEB = ServiceWeb(
     pages=routes.pages,
     api=routes.api,
     nav=(
-        NavEntry("/feedback", "nav.feedback.leave", roles(None, Role.FAMILY), tile=True),
-        NavEntry("/staff/feedback", "nav.feedback.list", roles(Role.STAFF, Role.ADMIN)),
+        # Anonymous feedback is taken at the kiosk's own screen; on a phone, from a family account.
+        NavEntry("/feedback", "nav.feedback.leave", roles(None), tile=True, kiosk_only=True),
+        NavEntry("/feedback", "nav.feedback.leave", roles(Role.FAMILY), tile=True),
+        NavEntry("/staff/feedback", "nav.feedback.list", roles(Role.STAFF, Role.ADMIN), tile=True),
     ),
 )

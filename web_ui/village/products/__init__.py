@@ -10,6 +10,6 @@ WEB = ServiceWeb(
     api=routes.api,
     nav=(
         NavEntry("/products", "products.nav.browse", roles(None), tile=True),
-        NavEntry("/staff/products", "products.nav.staff", roles(Role.STAFF)),
+        NavEntry("/staff/products", "products.nav.staff", roles(Role.STAFF), tile=True),
     ),
 )

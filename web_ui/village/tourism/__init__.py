@@ -14,7 +14,10 @@ WEB = ServiceWeb(
         NavEntry("/stays", "tourism.nav.stays", roles(None), tile=True),
         NavEntry("/host/bookings", "tourism.nav.host_bookings", roles(Role.HOST)),
         NavEntry(
-            "/staff/attractions", "tourism.nav.staff_attractions", roles(Role.STAFF, Role.ADMIN)
+            "/staff/attractions",
+            "tourism.nav.staff_attractions",
+            roles(Role.STAFF, Role.ADMIN),
+            tile=True,
         ),
     ),
 )
