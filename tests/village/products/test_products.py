@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from agent.village.photos import UPLOAD_BODY_LIMIT, MiB
 from agent.village.products import ProductService
 from tests.fixtures.browser import App
+from tests.fixtures.loops import run_in_own_loop
 from tests.village.products.helpers import GPS_LATITUDE, header_markers, jpeg, jpeg_with_gps
 
 PHONE = "13912345678"
@@ -205,8 +206,6 @@ async def _post_raw(app: Any, headers: list[tuple[bytes, bytes]], total: int) ->
 
 
 def test_a_50_mb_upload_is_refused_before_its_body_is_read(web_app: App) -> None:
-    import anyio
-
     staff = web_app.session_client("staff")
     cookie = f"vk_session={staff.cookies.get('vk_session')}".encode()
     headers = [
@@ -215,12 +214,12 @@ def test_a_50_mb_upload_is_refused_before_its_body_is_read(web_app: App) -> None
         (b"x-csrf-token", staff.headers["X-CSRF-Token"].encode()),
     ]
     size = 50 * MiB
-    status, pulled = anyio.run(
-        _post_raw, web_app.asgi, [*headers, (b"content-length", str(size).encode())], size
-    )
+    # A loop of its own: once the session's Playwright runs, this thread has one already.
+    sized = [*headers, (b"content-length", str(size).encode())]
+    status, pulled = run_in_own_loop(lambda: _post_raw(web_app.asgi, sized, size))
     assert status == 413 and pulled == 0
     # Without a Content-Length (chunked), it stops once the route's limit is passed.
-    status, pulled = anyio.run(_post_raw, web_app.asgi, headers, size)
+    status, pulled = run_in_own_loop(lambda: _post_raw(web_app.asgi, headers, size))
     assert status == 413 and pulled <= UPLOAD_BODY_LIMIT + 64 * 1024
     assert service(web_app).staff_list() == []
 
