@@ -240,3 +240,19 @@ def test_a_settings_table_for_a_service_without_settings_is_refused(tmp_path: Pa
     with pytest.raises(ConfigError) as caught:
         build_services(_parts(tmp_path, homestay={"retention": 5}), SERVICES)
     assert caught.value.problems == ["services.homestay: this service has no settings"]
+
+
+def test_a_tourists_phone_gets_the_public_tiles_only(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from tests.fixtures.browser import build_web_context
+    from web_ui.app import create_app
+
+    app = create_app(build_web_context(tmp_path).context)
+    entries = [e for w in app.state.service_webs for e in w.nav if e.tile and None in e.roles]
+    html = TestClient(app).get("/").text  # not on loopback: a phone
+    main = html.split("</nav>", 1)[1]
+    for entry in entries:
+        shown = f'data-tile="{entry.path}"' in main
+        assert shown is not entry.kiosk_only, entry.path
+    assert 'data-tile="/products"' in main

@@ -97,11 +97,10 @@ _KIOSK_CALLS_TILE = ("/kiosk/calls", "nav.calls")
 
 
 def home_tiles(request: Request, principal: Principal) -> list[tuple[str, str]]:
-    """(path, catalog key) of the home page's tiles; none for a visitor away from the kiosk
-    who has not signed in (the camera status is that visitor's home)."""
+    """(path, catalog key) of the home page's tiles: the services the visitor may use here. A
+    tourist's phone gets the public ones (products, attractions, homestays); the kiosk-only
+    ones (filing a dispute, the daily check-in) are left out away from the kiosk screen."""
     kiosk = principal.role is None and is_kiosk_screen(request)
-    if principal.role is None and not kiosk:
-        return []
     tiles = [(e.path, e.key) for e in service_entries(request, principal.role) if e.tile]
     if kiosk and web_context(request).calls is not None:
         tiles.append(_KIOSK_CALLS_TILE)
