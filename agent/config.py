@@ -16,7 +16,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
@@ -248,6 +256,10 @@ class WebConfig(_Section):
     https: bool = False
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    # A Prometheus scraper that cannot sign in sends it as ``Authorization: Bearer <token>`` to
+    # /metrics; unset, only a signed-in admin reads the metrics. Best given in the environment
+    # (VILLAGE_KIOSK_WEB__METRICS_TOKEN) rather than the file; at least 24 characters.
+    metrics_token: Annotated[SecretStr | None, Field(min_length=24, max_length=256)] = None
 
     @model_validator(mode="after")
     def _check_reachable_names(self) -> WebConfig:

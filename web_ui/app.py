@@ -10,12 +10,14 @@ from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import Response
 
+from agent.metrics import LatencyHistogram
 from web_ui.context import WebContext
 from web_ui.errors import install_error_handlers
 from web_ui.gate import TrustedHosts, allowed_host_names
 from web_ui.i18n import LANGUAGE_COOKIE, pick_language
 from web_ui.rendering import build_templates
-from web_ui.routes import api, auth, calls, family, live, police, status
+from web_ui.request_timing import RequestTiming
+from web_ui.routes import api, auth, calls, family, live, metrics, police, status
 from web_ui.security import (
     CSRF_COOKIE,
     access_table,
@@ -102,6 +104,9 @@ def create_app(context: WebContext) -> FastAPI:
 
     web = context.config.web
     app.add_middleware(TrustedHosts, allowed=allowed_host_names(web.allowed_hosts, web.host))
+    # Outermost: every answer is timed for /metrics, refusals of a foreign Host included.
+    app.state.request_latency = LatencyHistogram()
+    app.add_middleware(RequestTiming, histogram=app.state.request_latency)
 
     # Each village service brings its own pages, JSON API and menu entries.
     webs = service_webs(context.services)
@@ -114,6 +119,7 @@ def create_app(context: WebContext) -> FastAPI:
         ("", family.router),
         ("", live.router),
         ("", calls.router),
+        ("", metrics.router),
         ("/api", api.router),
         *(("/api", web.api) for web in webs if web.api is not None),
     ]

@@ -90,6 +90,9 @@ async def _error_page(request: Request, status: int, code: str) -> Response:
 async def _on_access_denied(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AccessDeniedError)
     t = translator(request)
+    if exc.code == "auth.token_invalid":  # a program's bearer token: no sign-in page for it
+        headers = {"WWW-Authenticate": 'Bearer realm="village-kiosk"'}
+        return api_error(401, None, exc.code, t(f"error.{exc.code}"), headers)
     if is_api(request):
         return api_error(exc.status, None, exc.code, t(f"error.{exc.code}"))
     if exc.status == 401:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -172,6 +172,10 @@ async def check_csrf(request: Request, principal: Principal) -> None:
         raise AccessDeniedError(403, "csrf.invalid")
 
 
+# Reads the bearer token a route also accepts from the config; None: no token is accepted.
+BearerToken = Callable[[WebContext], str | None]
+
+
 class RoleGuard:
     """A route dependency that admits the listed roles (and the anonymous kiosk if public).
 
@@ -180,11 +184,20 @@ class RoleGuard:
     since the audit log would then blame the officer and the data would land in their browser.
     """
 
-    def __init__(self, allowed: frozenset[str], *, same_origin: bool = False) -> None:
+    def __init__(
+        self,
+        allowed: frozenset[str],
+        *,
+        same_origin: bool = False,
+        bearer: BearerToken | None = None,
+    ) -> None:
         self.allowed = allowed
         self.same_origin = same_origin
+        self.bearer = bearer
 
     async def __call__(self, request: Request) -> Principal:
+        if self.bearer is not None and "authorization" in request.headers:
+            return self._bearer_principal(request)
         principal = await current_principal(request)
         if principal.role_name not in self.allowed:
             if principal.role is None:
@@ -195,17 +208,37 @@ class RoleGuard:
         await check_csrf(request, principal)
         return principal
 
+    def _bearer_principal(self, request: Request) -> Principal:
+        """A program (a Prometheus scraper) that sent ``Authorization: Bearer <token>``: the
+        configured token, compared in constant time, or 401 whatever the session says."""
+        assert self.bearer is not None
+        expected = self.bearer(web_context(request))
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if (
+            expected is None
+            or scheme.lower() != "bearer"
+            or not hmac.compare_digest(given.strip().encode(), expected.encode())
+        ):
+            raise AccessDeniedError(401, "auth.token_invalid")
+        return Principal(None, None, "")
+
     def __repr__(self) -> str:
         extra = ", same_origin" if self.same_origin else ""
+        extra += ", bearer" if self.bearer is not None else ""
         return f"RoleGuard({sorted(self.allowed)}{extra})"
 
 
-def require_roles(*roles: Role, same_origin: bool = False) -> Any:
+def require_roles(
+    *roles: Role, same_origin: bool = False, bearer: BearerToken | None = None
+) -> Any:
     """``Depends`` that admits only the given signed-in roles; ``same_origin`` for audited
-    reads, which only this UI's own pages (or a typed address) may trigger."""
+    reads, which only this UI's own pages (or a typed address) may trigger. With ``bearer``,
+    a request carrying an Authorization header is admitted by that token alone (a program
+    that cannot sign in); the access table still lists the roles."""
     if not roles:
         raise ValueError("require_roles needs at least one role; use public() for everyone")
-    return Depends(RoleGuard(frozenset(role.value for role in roles), same_origin=same_origin))
+    allowed = frozenset(role.value for role in roles)
+    return Depends(RoleGuard(allowed, same_origin=same_origin, bearer=bearer))
 
 
 def public() -> Any:

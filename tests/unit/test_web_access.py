@@ -74,6 +74,8 @@ CORE: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/calls/{call_id}/hangup"): {F},
     ("POST", "/api/calls/missed/seen"): {F},
     ("GET", "/api/audit"): {P, AD},
+    # Also a bearer token (web.metrics_token) for a scraper: tests/unit/test_metrics.py.
+    ("GET", "/metrics"): {AD},
     # Family link: the kiosk pages are public but answer 404 anywhere but the kiosk's screen.
     ("GET", "/kiosk/family"): EVERYONE,
     ("GET", "/kiosk/family/{household_id}"): EVERYONE,
