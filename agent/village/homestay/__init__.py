@@ -16,7 +16,7 @@ Storage of personal data:
 - Sex, ethnicity, an age band at check-in (``30-39``), nationality, document type, room and
   dates of stay stay in the clear for filtering and counts. What the masks and these columns
   leave of an ID number is worked out in ``agent.privacy``: at least 10^6 candidates per person
-  even for someone who knows the area code, which tests/village/homestay/test_id_reconstruction.py checks.
+  even for someone who knows the area code (tests/village/homestay/test_id_reconstruction.py).
 - Retention counts from the later of the end of the stay and the day the record was made, and
   a check-in may be dated at most ``CHECK_IN_LATE`` back, so a back-dated registration cannot
   slip out of the records (or the police's view) at the next purge.
