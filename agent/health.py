@@ -7,6 +7,7 @@ import logging
 import os
 import shutil
 import socket
+from collections.abc import Mapping
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -75,8 +76,44 @@ def system_health(data_dir: Path) -> dict[str, object]:
     return reading
 
 
+class StuckParts:
+    """Which parts of the agent are stuck, from one liveness review to the next.
+
+    Each review gets every watched part's problem (None: alive). A part that becomes stuck is
+    logged once, as an error naming it and why; one that comes back is logged once as well.
+    """
+
+    def __init__(self) -> None:
+        self._stuck: dict[str, str] = {}
+
+    def review(self, problems: Mapping[str, str | None]) -> dict[str, str]:
+        """The stuck parts of this review (name → problem); empty when all are alive."""
+        stuck = {name: problem for name, problem in problems.items() if problem is not None}
+        for name, problem in stuck.items():
+            if name not in self._stuck:
+                log.error("%s is stuck: %s; systemd watchdog pings withheld", name, problem)
+        for name in self._stuck.keys() - stuck.keys():
+            log.warning("%s is alive again; systemd watchdog pings resume", name)
+        self._stuck = stuck
+        return dict(stuck)
+
+
+def status_line(
+    *, online: int, cameras: int, outbox: int | None, viewers: int, stuck: Mapping[str, str]
+) -> str:
+    """The one line ``systemctl status`` shows: cameras, outbox, viewers, and what is stuck."""
+    camera_part = f"{online} of {cameras} cameras online" if cameras else "no cameras"
+    outbox_part = f"outbox {outbox} waiting" if outbox is not None else "outbox not read yet"
+    viewer_part = f"{viewers} live viewer{'' if viewers == 1 else 's'}"
+    line = f"{camera_part}, {outbox_part}, {viewer_part}"
+    if stuck:
+        parts = "; ".join(f"{name} ({why})" for name, why in stuck.items())
+        line = f"STUCK: {parts} | {line}"
+    return line.replace("\n", " ")
+
+
 class SystemdNotifier:
-    """Speaks the sd_notify protocol (READY, WATCHDOG, STOPPING) without a library.
+    """Speaks the sd_notify protocol (READY, WATCHDOG, STOPPING, STATUS) without a library.
 
     Does nothing when the agent is not started by systemd (no NOTIFY_SOCKET).
     """

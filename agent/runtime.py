@@ -22,13 +22,14 @@ from pathlib import Path
 import uvicorn
 
 from agent.accounts import AccountStore
+from agent.alerts import outbox
 from agent.alerts.service import AlertService
 from agent.audit import AuditLog
 from agent.camera.capture import CameraState, CameraWorker
 from agent.camera.pictures import CameraPictures
 from agent.config import AgentConfig
 from agent.errors import CameraError, KioskError, ValidationError
-from agent.health import SystemdNotifier, system_health
+from agent.health import StuckParts, SystemdNotifier, status_line, system_health
 from agent.motion.regions import PrivacyMasker
 from agent.privacy import Vault
 from agent.rtc.calls import CallService
@@ -50,6 +51,11 @@ log = logging.getLogger(__name__)
 
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _HOUSEKEEPING_SECONDS = 600.0
+# The first retention pass waits this long after start: a big media folder must not hold up
+# a start (or, slow every time, turn restarts into a loop) before the agent has settled.
+_FIRST_HOUSEKEEPING_SECONDS = 300.0
+# Without a systemd watchdog the parts are still checked (and a stuck one logged) this often.
+_LIVENESS_SECONDS = 10.0
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -144,6 +150,10 @@ class Runtime:
         self._server: _EmbeddedServer | None = None
         self._housekeeping_lock = threading.Lock()
         self._notifier = SystemdNotifier()
+        self.housekeeping_delay_seconds = _FIRST_HOUSEKEEPING_SECONDS
+        self.housekeeping_interval_seconds = _HOUSEKEEPING_SECONDS
+        self._stuck = StuckParts()
+        self._outbox_depth: int | None = None
 
     # -- wiring callbacks -------------------------------------------------------------------
 
@@ -262,26 +272,106 @@ class Runtime:
             await asyncio.sleep(TICK_SECONDS)
 
     async def _housekeeping(self) -> None:
-        """Retention of media and guest data, and the systemd watchdog, off the frame path."""
-        watchdog = self._notifier.watchdog_interval_seconds()
-        last_retention = float("-inf")
+        """Retention of media and guest data, in a worker thread, off the frame path.
+
+        The first pass waits a while after start; a pass that fails is logged and the next
+        comes at its time. The watchdog is a task of its own, so a slow pass delays no ping.
+        """
+        await asyncio.sleep(self.housekeeping_delay_seconds)
         while True:
-            now = time.monotonic()
-            if now - last_retention >= _HOUSEKEEPING_SECONDS:
-                last_retention = now
-                await asyncio.to_thread(self._apply_retention)
-            if watchdog is not None:
-                self._notifier.notify("WATCHDOG=1")
-            await asyncio.sleep(watchdog if watchdog is not None else _HOUSEKEEPING_SECONDS)
+            await asyncio.to_thread(self._apply_retention)
+            await asyncio.sleep(self.housekeeping_interval_seconds)
 
     def _apply_retention(self) -> None:
+        """One retention pass; each step's failure is logged, and the other steps still run."""
+        steps = (
+            ("media retention", self._retain_media),
+            ("village services' retention", self._purge_services),
+            ("outbox expiry", self.alerts.purge_expired),  # logs and counts what it drops
+        )
         with self._housekeeping_lock:
-            apply_retention(self.database, self.media_dir, self.config.storage)
-            purged = self.services.purge_expired()
-            self.alerts.purge_expired()  # logs and counts what it drops itself
-        for name, count in purged.items():
+            for name, step in steps:
+                try:
+                    step()
+                except Exception:
+                    log.exception("retention pass: %s failed; tried again next pass", name)
+
+    def _retain_media(self) -> None:
+        apply_retention(self.database, self.media_dir, self.config.storage)
+
+    def _purge_services(self) -> None:
+        for name, count in self.services.purge_expired().items():
             if count:
                 log.info("%s: purged %d records past retention", name, count)
+
+    # -- systemd watchdog -----------------------------------------------------------------------
+
+    def liveness_problems(self, now: float | None = None) -> dict[str, str | None]:
+        """Every watched part's problem (None: alive): each enabled camera's capture thread,
+        and the outbox drain while the broker is connected."""
+        now = time.monotonic() if now is None else now
+        problems: dict[str, str | None] = {
+            f"camera {camera_id}": worker.liveness_problem(now)
+            for camera_id, worker in self.cameras.items()
+            if worker.config.enabled
+        }
+        # AlertService passes no liveness on; its MQTT link has its own.
+        link = self.alerts._link
+        if link is not None:
+            problems["mqtt outbox"] = link.liveness_problem(now)
+        return problems
+
+    def status_text(self, stuck: dict[str, str]) -> str:
+        """The STATUS= line for ``systemctl status``, from memory only (no database read)."""
+        enabled = [w for w in self.cameras.values() if w.config.enabled]
+        online = sum(1 for w in enabled if w.status().state is CameraState.ONLINE)
+        return status_line(
+            online=online,
+            cameras=len(enabled),
+            outbox=self._outbox_depth,
+            viewers=self.live.viewers() if self.live is not None else 0,
+            stuck=stuck,
+        )
+
+    def _read_outbox_depth(self) -> None:
+        with self.database.read() as db:
+            self._outbox_depth = outbox.stats(db).depth
+
+    async def _watchdog(self) -> None:
+        """WATCHDOG=1 every half WatchdogSec, only while the loop answers (this task runs on
+        time) and every watched part is alive; STATUS= with each turn.
+
+        The outbox depth for the status is read in a worker thread that no turn waits for: a
+        database held by a long write delays the number, never the ping.
+        """
+        interval = self._notifier.watchdog_interval_seconds()
+        period = interval if interval is not None else _LIVENESS_SECONDS
+        depth_reading: asyncio.Future[None] | None = None
+        expected = time.monotonic()
+        try:
+            while True:
+                now = time.monotonic()
+                late = now - expected
+                if late > period:
+                    log.warning("event loop blocked for %.1f s (watchdog turn late)", late)
+                if depth_reading is None or depth_reading.done():
+                    if depth_reading is not None and depth_reading.exception() is not None:
+                        log.debug("outbox depth unreadable: %r", depth_reading.exception())
+                    depth_reading = asyncio.ensure_future(
+                        asyncio.to_thread(self._read_outbox_depth)
+                    )
+                stuck = self._stuck.review(self.liveness_problems(now))
+                status = "STATUS=" + self.status_text(stuck)
+                if self._notifier.enabled:
+                    if interval is not None and not stuck:
+                        self._notifier.notify("WATCHDOG=1\n" + status)
+                    else:
+                        self._notifier.notify(status)
+                expected = time.monotonic() + period
+                await asyncio.sleep(period)
+        finally:
+            if depth_reading is not None:
+                depth_reading.cancel()
 
     def _web_listener(self) -> socket.socket:
         """Bind the web port up front, so a port in use is one clear error, not a traceback."""
@@ -304,6 +394,7 @@ class Runtime:
         listener = self._web_listener() if self.config.web.enabled else None
         housekeeping = asyncio.create_task(self._housekeeping())
         service_ticks = asyncio.create_task(self._service_ticks())
+        watchdog = asyncio.create_task(self._watchdog())
         server_task: asyncio.Task[None] | None = None
         if listener is not None:
             web_config = self.config
@@ -344,19 +435,23 @@ class Runtime:
             )
             self._server = _EmbeddedServer(server_config)
             server_task = asyncio.create_task(self._server.serve(sockets=[listener]))
+            # READY only once the server listens (its start-up done), not merely scheduled.
+            while not self._server.started and not server_task.done():
+                await asyncio.sleep(0.02)
             port = listener.getsockname()[1]
             scheme = "https" if self.tls else "http"
             url = f"{scheme}://{self.config.web.host}:{port}/"
             log.info("web UI at %s", url)
             print(f"Web UI: {url}", flush=True)  # the demo command shows where to look
-        self._notifier.notify("READY=1")
         stop_waiter = asyncio.create_task(stop.wait())
-        watched = [stop_waiter, housekeeping] + ([server_task] if server_task else [])
+        watched = [stop_waiter, housekeeping, watchdog] + ([server_task] if server_task else [])
+        if server_task is None or not server_task.done():
+            self._notifier.notify("READY=1\nSTATUS=" + self.status_text({}))
         done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
         for task in done:
             if task is not stop_waiter and not task.cancelled() and task.exception() is not None:
                 log.error("agent part failed, stopping: %r", task.exception())
-        self._notifier.notify("STOPPING=1")
+        self._notifier.notify("STOPPING=1\nSTATUS=stopping")
         # Calls end first (their records and both pages are told, their event streams close,
         # so uvicorn has no stream to wait for); then every peer, on the loop that runs them,
         # before the hub and the cameras stop.
@@ -367,6 +462,7 @@ class Runtime:
             # A graceful uvicorn shutdown closes open connections within its own timeout.
             self._server.should_exit = True
         housekeeping.cancel()
+        watchdog.cancel()
         service_ticks.cancel()
         stop_waiter.cancel()
         await asyncio.gather(*watched, return_exceptions=True)

@@ -56,6 +56,9 @@ _RESEND_GRACE_SECONDS = 30.0
 _REPEAT_LOG_SECONDS = 60.0
 # Room in paho's own in-flight limit for status, health and command replies.
 _CONTROL_SLACK = 20
+# The drain thread turns at least every second; one turn may wait out SQLite's busy timeout
+# (30 s) or a client replacement. Silent longer than this while connected, it is hung.
+DRAIN_LIVENESS_SECONDS = 45.0
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,8 @@ class MqttLink:
         self._on_connected = on_connected
         self._client: mqtt.Client | None = None
         self._drain_thread: threading.Thread | None = None
+        # The drain thread's last sign of life (monotonic), renewed at every turn of its loop.
+        self._beat = time.monotonic()
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._acks: deque[_Ack] = deque()
@@ -140,6 +145,7 @@ class MqttLink:
         self._client = client
         self._stopping.clear()
         client.loop_start()
+        self._beat = time.monotonic()
         self._drain_thread = threading.Thread(
             target=self._drain_forever, name="mqtt-outbox", daemon=True
         )
@@ -246,6 +252,29 @@ class MqttLink:
     def connected(self) -> bool:
         with self._lock:
             return self._connected
+
+    def liveness_problem(self, now: float | None = None) -> str | None:
+        """Why the outbox stopped draining, or None while it drains (or need not: the link is
+        not started, is stopping, or the broker is not connected, when rows rightly wait).
+
+        Stuck: the drain thread has ended, or it has shown no sign of life for longer than
+        :data:`DRAIN_LIVENESS_SECONDS` while the broker is connected.
+        """
+        thread = self._drain_thread
+        if thread is None or self._stopping.is_set():
+            return None
+        if not thread.is_alive():
+            return "outbox drain thread ended"
+        if not self.connected:
+            return None
+        now = time.monotonic() if now is None else now
+        silent = now - self._beat
+        if silent <= DRAIN_LIVENESS_SECONDS:
+            return None
+        return (
+            f"outbox drain thread silent for {silent:.0f} s while the broker is connected"
+            f" (limit {DRAIN_LIVENESS_SECONDS:g} s)"
+        )
 
     def publish(self, topic: str, payload: bytes, *, retain: bool = False, qos: int = 1) -> bool:
         """Publish outside the outbox (state, health, replies); False when not connected.
@@ -429,6 +458,7 @@ class MqttLink:
         suspect_losses = 0
         careful_until: int | None = None
         while True:
+            self._beat = time.monotonic()
             # Acks wake this thread in batches; the last few of a burst are picked up soon.
             self._wake.wait(_STRAGGLER_SECONDS if self._inflight else _POLL_SECONDS)
             self._wake.clear()

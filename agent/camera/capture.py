@@ -56,6 +56,11 @@ MIN_ATTEMPTS_BEFORE_OFFLINE = 3
 CALLBACK_LOG_INTERVAL_SECONDS = 60.0
 # Measured fps covers the frames of about this many seconds.
 FPS_WINDOW_SECONDS = 2.0
+# A capture thread may be silent for its longest blocking call (an open or a read, bounded by
+# the camera's timeouts) plus this much (a slow frame callback, a busy Pi) before it is hung.
+LIVENESS_MARGIN_SECONDS = 10.0
+# A reconnect wait shows a sign of life at least this often.
+_BEAT_SECONDS = 1.0
 
 
 class CameraState(StrEnum):
@@ -172,6 +177,9 @@ class CameraWorker:
         self._rng = random.Random()
         self._stop_requested = threading.Event()
         self._thread: threading.Thread | None = None
+        # The capture thread's last sign of life (monotonic): every loop turn, frame, state
+        # change and reconnect wait renews it. A float store, read without the lock.
+        self._beat = time.monotonic()
         self._lock = threading.Lock()
         self._state = CameraState.STARTING if config.enabled else CameraState.DISABLED
         self._frames = 0
@@ -198,6 +206,7 @@ class CameraWorker:
         if self._thread is not None and self._thread.is_alive():
             return
         self._stop_requested.clear()
+        self._beat = time.monotonic()
         self._set_state(CameraState.STARTING, always_emit=True)
         self._thread = threading.Thread(
             target=self._run, name=f"camera-{self.config.id}", daemon=True
@@ -239,6 +248,39 @@ class CameraWorker:
                 callback_errors=self._callback_errors,
             )
 
+    def liveness_limit(self) -> float:
+        """Seconds the capture thread may go without a sign of life: its longest blocking
+        call (an open or a read, each bounded by the camera's timeouts) plus a margin."""
+        config = self.config
+        longest = max(config.open_timeout_seconds, config.stall_timeout_seconds)
+        return longest + LIVENESS_MARGIN_SECONDS
+
+    def liveness_problem(self, now: float | None = None) -> str | None:
+        """Why the capture thread is hung, or None while it is alive or not meant to run.
+
+        Hung: the thread runs (not stopping) and has shown no sign of life for longer than
+        :meth:`liveness_limit`, e.g. a driver that ignores its timeouts; or the thread is gone
+        while the camera's state still says it is capturing. A thread that ended as documented
+        (OFFLINE: a finished file, an unusable source) and a disabled camera are not hung.
+        """
+        if not self.config.enabled or self._stop_requested.is_set():
+            return None
+        thread = self._thread
+        if thread is None:
+            return None  # never started
+        with self._lock:
+            state = self._state
+        if not thread.is_alive():
+            if state in (CameraState.OFFLINE, CameraState.DISABLED):
+                return None
+            return f"capture thread ended while {state}"
+        now = time.monotonic() if now is None else now
+        silent = now - self._beat
+        limit = self.liveness_limit()
+        if silent <= limit:
+            return None
+        return f"capture thread silent for {silent:.0f} s while {state} (limit {limit:g} s)"
+
     # -- state --------------------------------------------------------------------------------
 
     def _measured_fps(self, now: float) -> float:
@@ -254,6 +296,7 @@ class CameraWorker:
     def _set_state(
         self, state: CameraState, *, always_emit: bool = False, stopped: bool = False
     ) -> None:
+        self._beat = time.monotonic()
         with self._lock:
             previous, self._state = self._state, state
             if state is CameraState.ONLINE:
@@ -295,6 +338,7 @@ class CameraWorker:
         failed_attempts = 0
         first = True
         while not self._stop_requested.is_set():
+            self._beat = time.monotonic()
             if not first:
                 with self._lock:
                     self._reconnects += 1
@@ -324,7 +368,15 @@ class CameraWorker:
                 self.config.reconnect_max_seconds,
                 self._rng,
             )
-            self._stop_requested.wait(delay)
+            self._wait_alive(delay)
+
+    def _wait_alive(self, seconds: float) -> None:
+        """Wait ``seconds`` or until a stop, renewing the sign of life while waiting."""
+        deadline = time.monotonic() + seconds
+        while True:
+            self._beat = now = time.monotonic()
+            if now >= deadline or self._stop_requested.wait(min(deadline - now, _BEAT_SECONDS)):
+                return
 
     def _session(self) -> None:
         """Open the source and pump frames until it is lost (raises) or a stop is requested."""
@@ -346,7 +398,7 @@ class CameraWorker:
         last_good = next_due = time.monotonic()
         failed_reads = 0
         while not self._stop_requested.is_set():
-            now = time.monotonic()
+            self._beat = now = time.monotonic()
             if now - last_good > stall_timeout:
                 raise _SourceLostError(f"no usable frame for {stall_timeout:g} s")
             if not reader.live:
