@@ -50,7 +50,7 @@ def test_an_elder_checks_in_at_the_kiosk_and_the_carer_sees_it(
 
     kiosk = new_page(chromium, KIOSK)
     kiosk.goto(web_server.url("/"))
-    kiosk.click('.nav a[href="/kiosk/care"]')
+    kiosk.click('[data-home-tiles] a[data-tile="/kiosk/care"]')
     kiosk.wait_for_url(re.compile(r"/kiosk/care$"))
     tile = kiosk.locator(f'[data-person="{granny.id}"]')
     expect(tile).to_have_text("王奶奶", timeout=TIMEOUT_MS)

@@ -22,8 +22,9 @@ STAFF = USERS["staff"]
 
 
 def file_at_kiosk(page: Any, server: WebServer, category: str, name: str, text: str) -> str:
-    # The menu entry of the kiosk screen, from whichever page it shows.
-    page.click('nav a[href="/kiosk/disputes"]')
+    # Home (the one menu entry the kiosk screen keeps), then the service's tile.
+    page.click('nav a[href="/"]')
+    page.click('[data-home-tiles] a[data-tile="/kiosk/disputes"]')
     page.wait_for_url(re.compile(r"/kiosk/disputes$"))
     page.click(f'label.choice:has(input[value="{category}"])')
     page.fill("#party-0-name", name)

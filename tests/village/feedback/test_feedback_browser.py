@@ -30,7 +30,8 @@ def test_feedback_is_left_at_the_kiosk_answered_and_read_back_by_code(
     # --- the kiosk screen: an empty text first, then the feedback ------------------------------
     kiosk = new_page(chromium, KIOSK)
     kiosk.goto(web_server.url("/feedback/reply"))
-    kiosk.click('nav a[href="/feedback"]')
+    kiosk.click('nav a[href="/"]')
+    kiosk.click('[data-home-tiles] a[data-tile="/feedback"]')
     kiosk.wait_for_url(re.compile(r"/feedback$"))
     assert_touch_friendly(kiosk, KIOSK["width"])
     shoot(kiosk, screenshots_dir, "kiosk-feedback-form")
