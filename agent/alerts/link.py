@@ -272,7 +272,7 @@ class MqttLink:
         if silent <= DRAIN_LIVENESS_SECONDS:
             return None
         return (
-            f"outbox drain thread silent for {silent:.0f} s while the broker is connected"
+            f"outbox drain thread silent for {silent:.1f} s while the broker is connected"
             f" (limit {DRAIN_LIVENESS_SECONDS:g} s)"
         )
 

@@ -279,7 +279,7 @@ class CameraWorker:
         limit = self.liveness_limit()
         if silent <= limit:
             return None
-        return f"capture thread silent for {silent:.0f} s while {state} (limit {limit:g} s)"
+        return f"capture thread silent for {silent:.1f} s while {state} (limit {limit:g} s)"
 
     # -- state --------------------------------------------------------------------------------
 
