@@ -315,10 +315,8 @@ class Runtime:
             for camera_id, worker in self.cameras.items()
             if worker.config.enabled
         }
-        # AlertService passes no liveness on; its MQTT link has its own.
-        link = self.alerts._link
-        if link is not None:
-            problems["mqtt outbox"] = link.liveness_problem(now)
+        if self.config.mqtt.enabled:
+            problems["mqtt outbox"] = self.alerts.liveness_problem(now)
         return problems
 
     def status_text(self, stuck: dict[str, str]) -> str:

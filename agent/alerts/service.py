@@ -167,6 +167,10 @@ class AlertService:
         if self._link is not None:
             self._link.stop()
 
+    def liveness_problem(self, now: float) -> str | None:
+        """The outbox drain's problem for the watchdog (None: alive, or MQTT is off)."""
+        return self._link.liveness_problem(now) if self._link is not None else None
+
     def health(self) -> dict[str, object]:
         with self._database.read() as db:
             stats = outbox.stats(db)
