@@ -28,6 +28,7 @@ from agent.errors import CameraError
 from agent.health import StuckParts, status_line
 from agent.runtime import Runtime
 from agent.store.database import Database
+from tests.fixtures.loops import run_in_own_loop
 from tests.fixtures.servers import free_port, wait_until
 
 FRAME = np.full((48, 64, 3), 90, np.uint8)
@@ -364,7 +365,8 @@ def test_a_slow_or_failing_retention_pass_costs_no_ping(
         await asyncio.sleep(0.1)  # the last datagrams reach the reader
 
     try:
-        asyncio.run(scenario())
+        # A loop of its own: once the session's Playwright runs, this thread has one already.
+        run_in_own_loop(scenario)
     finally:
         runtime.stop()
 
