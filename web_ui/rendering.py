@@ -137,6 +137,13 @@ def translator(request: Request) -> Translator:
     return Translator(str(request.state.language))
 
 
+def done_notice(request: Request, prefix: str, known: frozenset[str]) -> str | None:
+    """The confirmation a redirect asked for with ``?done=<what>`` (``<prefix>.notice.<what>``
+    in the catalogs); anything else in the URL shows nothing."""
+    done = request.query_params.get("done", "")
+    return translator(request)(f"{prefix}.notice.{done}") if done in known else None
+
+
 def client_address(request: Request) -> str:
     """The client's address as uvicorn gives it (rewritten only for a configured proxy)."""
     return request.client.host if request.client else "unknown"

@@ -17,7 +17,6 @@ browser's EventSource reconnects; each audience holds a few streams at most.
 
 from __future__ import annotations
 
-import hmac
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable
@@ -49,11 +48,11 @@ from agent.village.family import Household, HouseholdNotFoundError
 from web_ui.context import WebContext
 from web_ui.errors import NotFoundError, api_error
 from web_ui.i18n import Translator
+from web_ui.kiosk import kiosk_screen_api
 from web_ui.live_page import browser_ice_servers
 from web_ui.params import MAX_RECORD_ID
-from web_ui.rendering import is_kiosk_screen, render, translator
+from web_ui.rendering import render, translator
 from web_ui.security import (
-    CSRF_HEADER,
     AccessDeniedError,
     Principal,
     public,
@@ -70,7 +69,6 @@ KEEPALIVE_SECONDS = 15.0
 RETRY_MS = 3000
 _CALL_ID = Annotated[str, Path(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 _BUSY_RETRY_SECONDS = "10"
-_SAFE_METHODS = frozenset({"GET", "HEAD"})
 _TEXT_KEYS = (
     "calling",
     "incoming",
@@ -132,17 +130,6 @@ def _service(context: WebContext) -> CallService:
 
 def _directory(context: WebContext) -> Directory:
     return context.family
-
-
-def _kiosk_only(request: Request, principal: Principal) -> None:
-    """The kiosk's side of a call belongs to its own screen: to anyone else these routes do not
-    exist. A state change must carry the page's CSRF token even without a session."""
-    if not is_kiosk_screen(request):
-        raise NotFoundError("page")
-    if request.method not in _SAFE_METHODS:
-        submitted = request.headers.get(CSRF_HEADER, "")
-        if not submitted or not hmac.compare_digest(submitted, principal.csrf_token):
-            raise AccessDeniedError(403, "csrf.invalid")
 
 
 def _username(principal: Principal) -> str:
@@ -270,7 +257,7 @@ async def _offer(request: Request, answering: Awaitable[Answer]) -> Response:
 @router.get("/kiosk/calls", include_in_schema=False)
 def kiosk_call_page(request: Request, principal: Annotated[Principal, public()]) -> Response:
     """The kiosk's call screen: family members to call, the ring, the call itself."""
-    _kiosk_only(request, principal)
+    kiosk_screen_api(request, principal)
     context = web_context(request)
     _service(context)
     households = _directory(context).list_households()
@@ -311,7 +298,7 @@ def family_call_page(
 @router.get("/api/kiosk/calls", tags=["calls"], include_in_schema=False)
 async def kiosk_calls(request: Request, principal: Annotated[Principal, public()]) -> Response:
     """Whom the kiosk can call (households and their members), the calls on now, missed calls."""
-    _kiosk_only(request, principal)
+    kiosk_screen_api(request, principal)
     context = web_context(request)
     service = _service(context)
     households = await run_in_threadpool(_directory(context).list_households)
@@ -328,7 +315,7 @@ async def kiosk_call_events(
     request: Request, principal: Annotated[Principal, public()]
 ) -> Response:
     """Server-sent events for the kiosk screen."""
-    _kiosk_only(request, principal)
+    kiosk_screen_api(request, principal)
     return _event_stream(request, _service(web_context(request)), KIOSK)
 
 
@@ -337,7 +324,7 @@ async def kiosk_place_call(
     request: Request, body: KioskCallRequest, principal: Annotated[Principal, public()]
 ) -> Response:
     """The kiosk calls a member of a household."""
-    _kiosk_only(request, principal)
+    kiosk_screen_api(request, principal)
     context = web_context(request)
     service = _service(context)
     try:
@@ -366,7 +353,7 @@ async def kiosk_answer(
     principal: Annotated[Principal, public()],
 ) -> Response:
     """The kiosk screen takes a ringing call: its offer in, the agent's answer out."""
-    _kiosk_only(request, principal)
+    kiosk_screen_api(request, principal)
     service = _service(web_context(request))
     offer = Offer(sdp=body.sdp, type=body.type)
     return await _offer(request, service.answer(call_id, side=KIOSK, username=None, offer=offer))
@@ -380,7 +367,7 @@ async def kiosk_join(
     principal: Annotated[Principal, public()],
 ) -> Response:
     """The kiosk's media for a call it placed, once the family member answered."""
-    _kiosk_only(request, principal)
+    kiosk_screen_api(request, principal)
     service = _service(web_context(request))
     offer = Offer(sdp=body.sdp, type=body.type)
     return await _offer(request, service.join(call_id, side=KIOSK, username=None, offer=offer))
@@ -390,7 +377,7 @@ async def kiosk_join(
 async def kiosk_decline(
     request: Request, call_id: _CALL_ID, principal: Annotated[Principal, public()]
 ) -> Response:
-    _kiosk_only(request, principal)
+    kiosk_screen_api(request, principal)
     service = _service(web_context(request))
     try:
         call = await service.decline(call_id, side=KIOSK, username=None)
@@ -403,7 +390,7 @@ async def kiosk_decline(
 async def kiosk_hangup(
     request: Request, call_id: _CALL_ID, principal: Annotated[Principal, public()]
 ) -> Response:
-    _kiosk_only(request, principal)
+    kiosk_screen_api(request, principal)
     service = _service(web_context(request))
     try:
         call = await service.hangup(call_id, side=KIOSK, username=None)
@@ -417,7 +404,7 @@ async def kiosk_missed_seen(
     request: Request, principal: Annotated[Principal, public()]
 ) -> Response:
     """The missed calls shown at the kiosk were seen: they leave the list."""
-    _kiosk_only(request, principal)
+    kiosk_screen_api(request, principal)
     seen = await _service(web_context(request)).mark_seen(KIOSK)
     return JSONResponse({"seen": seen})
 

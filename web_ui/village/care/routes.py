@@ -19,7 +19,6 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response
 
 from agent.accounts import Role
@@ -27,9 +26,10 @@ from agent.errors import ValidationError
 from agent.village.care import CareService, PersonInput
 from agent.village.care.records import CheckIn, History, Person, Today
 from agent.village.family import AttemptsPausedError
-from web_ui.errors import NotFoundError, api_error, validation_detail
-from web_ui.params import RecordId
-from web_ui.rendering import is_kiosk_screen, render, translator
+from web_ui.errors import api_error, validation_detail
+from web_ui.kiosk import kiosk_screen_only
+from web_ui.params import RecordId, form_text
+from web_ui.rendering import done_notice, render, translator
 from web_ui.routes.auth import password_gate
 from web_ui.security import Principal, public, require_roles, web_context
 from web_ui.throttle import GateBusyError
@@ -38,7 +38,6 @@ pages = APIRouter()
 api = APIRouter(tags=["care"])
 
 T = TypeVar("T")
-_MAX_FIELD = 256
 _BUSY_RETRY_SECONDS = "1"
 _NOTICES = frozenset({"registered", "visited", "pin_set", "removed"})
 Staff = Annotated[Principal, require_roles(Role.STAFF, Role.ADMIN)]
@@ -48,22 +47,6 @@ Anyone = Annotated[Principal, public()]
 
 def _care(request: Request) -> CareService:
     return web_context(request).service(CareService)
-
-
-def _text(form: FormData, name: str, limit: int = _MAX_FIELD) -> str:
-    value = form.get(name)
-    return value.strip()[:limit] if isinstance(value, str) else ""
-
-
-def _notice(request: Request) -> str | None:
-    done = request.query_params.get("done", "")
-    return translator(request)(f"care.notice.{done}") if done in _NOTICES else None
-
-
-def _kiosk_only(request: Request) -> None:
-    """The check-in exists only on the kiosk's own screen; anywhere else it is not found."""
-    if not is_kiosk_screen(request):
-        raise NotFoundError("page")
 
 
 async def _gated(request: Request, function: Any, *args: Any) -> Any:
@@ -89,7 +72,7 @@ async def _api_gated(request: Request, function: Any) -> Any:
 
 @pages.get("/kiosk/care", include_in_schema=False)
 def kiosk_people(request: Request, principal: Anyone) -> Response:
-    _kiosk_only(request)
+    kiosk_screen_only(request)
     return render(request, "care/kiosk.html", principal, people=_care(request).people())
 
 
@@ -113,20 +96,20 @@ def _render_pin(
 
 @pages.get("/kiosk/care/{person_id}", include_in_schema=False)
 def kiosk_pin(request: Request, person_id: RecordId, principal: Anyone) -> Response:
-    _kiosk_only(request)
+    kiosk_screen_only(request)
     return _render_pin(request, principal, _care(request).person(person_id))
 
 
 @pages.post("/kiosk/care/{person_id}/checkin", include_in_schema=False)
 async def kiosk_check_in(request: Request, person_id: RecordId, principal: Anyone) -> Response:
-    _kiosk_only(request)
+    kiosk_screen_only(request)
     care = _care(request)
     person = await run_in_threadpool(care.person, person_id)
     form = await request.form()
     t = translator(request)
     try:
         done: CheckIn = await _gated(
-            request, functools.partial(care.check_in, person_id, _text(form, "pin", 16))
+            request, functools.partial(care.check_in, person_id, form_text(form, "pin", 16))
         )
     except GateBusyError:
         response = _render_pin(
@@ -160,7 +143,7 @@ def carer_list(request: Request, principal: Staff) -> Response:
         principal,
         lines=_care(request).today(),
         me=principal.username,
-        notice=_notice(request),
+        notice=done_notice(request, "care", _NOTICES),
     )
 
 
@@ -198,9 +181,9 @@ def register_page(request: Request, principal: Staff) -> Response:
 async def register_submit(request: Request, principal: Staff) -> Response:
     form = await request.form()
     values = {
-        key: _text(form, key, 200) for key in ("name", "kind", "guardian", "carer", "deadline")
+        key: form_text(form, key, 200) for key in ("name", "kind", "guardian", "carer", "deadline")
     }
-    pin, again = _text(form, "pin", 16), _text(form, "pin_again", 16)
+    pin, again = form_text(form, "pin", 16), form_text(form, "pin_again", 16)
     try:
         if pin != again:
             raise ValidationError("pin_again", "care.pin_mismatch")
@@ -235,7 +218,7 @@ def _render_person(
         note=note,
         error_input=error.field if error else None,
         error_text=validation_detail(t, error) if error else None,
-        notice=_notice(request),
+        notice=done_notice(request, "care", _NOTICES),
     )
 
 
@@ -248,7 +231,7 @@ def person_page(request: Request, person_id: RecordId, principal: Staff) -> Resp
 async def visit_submit(request: Request, person_id: RecordId, principal: Staff) -> Response:
     care = _care(request)
     form = await request.form()
-    note = _text(form, "note", 2000)
+    note = form_text(form, "note", 2000)
     try:
         await run_in_threadpool(
             functools.partial(care.record_visit, person_id, note, actor=principal.actor)
@@ -265,7 +248,7 @@ async def visit_submit(request: Request, person_id: RecordId, principal: Staff) 
 async def pin_submit(request: Request, person_id: RecordId, principal: Staff) -> Response:
     care = _care(request)
     form = await request.form()
-    pin, again = _text(form, "pin", 16), _text(form, "pin_again", 16)
+    pin, again = form_text(form, "pin", 16), form_text(form, "pin_again", 16)
     try:
         if pin != again:
             raise ValidationError("pin_again", "care.pin_mismatch")
@@ -421,7 +404,7 @@ class VisitIn(BaseModel):
 @api.get("/kiosk/care")
 def api_kiosk_people(request: Request, principal: Anyone) -> list[KioskPersonOut]:
     """The kiosk's tiles (its own screen only)."""
-    _kiosk_only(request)
+    kiosk_screen_only(request)
     return [
         KioskPersonOut(id=p.id, name=p.name, photo_url=p.photo_url) for p in _care(request).people()
     ]
@@ -432,7 +415,7 @@ async def api_kiosk_check_in(
     request: Request, person_id: RecordId, body: PinIn, principal: Anyone
 ) -> Any:
     """ "I am fine" with the PIN (its own screen only); 429 while the PIN is paused."""
-    _kiosk_only(request)
+    kiosk_screen_only(request)
     done = await _api_gated(
         request, functools.partial(_care(request).check_in, person_id, body.pin[:16])
     )

@@ -15,7 +15,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response
 
 from agent.accounts import Role
@@ -38,7 +37,7 @@ from agent.village.disputes.records import (
     parse_state,
 )
 from web_ui.errors import NotFoundError, validation_detail
-from web_ui.params import RecordId
+from web_ui.params import RecordId, form_text
 from web_ui.rendering import is_kiosk_screen, render, translator
 from web_ui.security import Principal, public, require_roles, web_context
 
@@ -60,11 +59,6 @@ def _service(request: Request) -> DisputeService:
 
 def _actor(principal: Principal) -> Actor:
     return Actor(principal.actor, principal.role)
-
-
-def _text(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value[:_MAX_FORM_VALUE] if isinstance(value, str) else ""
 
 
 def party_input(index: int, field: str) -> str:
@@ -154,7 +148,7 @@ async def kiosk_file(request: Request, principal: Annotated[Principal, public()]
     names = ["category", "description"] + [
         party_input(i, f) for i in range(FORM_PARTIES) for f in ("name", "phone")
     ]
-    values = {name: _text(form, name) for name in names}
+    values = {name: form_text(form, name, _MAX_FORM_VALUE, strip=False) for name in names}
     dispute = DisputeInput(
         values["category"],
         values["description"],
@@ -289,7 +283,10 @@ async def change_state(
     principal: Annotated[Principal, require_roles(*_STAFF)],
 ) -> Response:
     form = await request.form()
-    values = {name: _text(form, name) for name in ("state", "department", "note")}
+    values = {
+        name: form_text(form, name, _MAX_FORM_VALUE, strip=False)
+        for name in ("state", "department", "note")
+    }
     service = _service(request)
     try:
         wanted = parse_state(values["state"])

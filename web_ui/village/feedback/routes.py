@@ -15,7 +15,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response
 
 from agent.accounts import Role
@@ -31,7 +30,7 @@ from agent.village.feedback import (
 )
 from agent.village.feedback.records import MAX_REPLY, MAX_TEXT, parse_category, parse_state
 from web_ui.errors import NotFoundError, api_error, validation_detail
-from web_ui.params import RecordId
+from web_ui.params import RecordId, form_text
 from web_ui.rendering import client_address, is_kiosk_screen, render, translator
 from web_ui.security import Principal, public, require_roles, web_context
 
@@ -50,11 +49,6 @@ def _service(request: Request) -> FeedbackService:
 
 def _actor(request: Request, principal: Principal) -> Actor:
     return Actor(principal.actor, principal.role, is_kiosk_screen(request))
-
-
-def _text(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value[:_MAX_FORM_VALUE] if isinstance(value, str) else ""
 
 
 def _not_here(request: Request, principal: Principal) -> Response:
@@ -103,8 +97,10 @@ async def submit_page(request: Request, principal: Annotated[Principal, public()
     if not _welcome(request, principal):
         return _not_here(request, principal)
     form = await request.form()
-    values = {name: _text(form, name) for name in ("category", "text", "anonymous", "name",
-                                                    "phone")}  # fmt: skip
+    values = {
+        name: form_text(form, name, _MAX_FORM_VALUE, strip=False)
+        for name in ("category", "text", "anonymous", "name", "phone")
+    }
     feedback = FeedbackInput(
         values["category"],
         values["text"],
@@ -156,7 +152,7 @@ async def lookup_submit(request: Request, principal: Annotated[Principal, public
     if not _welcome(request, principal):
         return _not_here(request, principal)
     form = await request.form()
-    code = _text(form, "code")[:40]
+    code = form_text(form, "code", _MAX_FORM_VALUE, strip=False)[:40]
     read = partial(
         _service(request).read_reply,
         code,
@@ -240,7 +236,7 @@ async def reply_page(
     principal: Annotated[Principal, require_roles(*_STAFF)],
 ) -> Response:
     form = await request.form()
-    text = _text(form, "reply")
+    text = form_text(form, "reply", _MAX_FORM_VALUE, strip=False)
     service = _service(request)
     actor = _actor(request, principal)
     try:

@@ -23,7 +23,7 @@ from agent.village.services import Services
 from web_ui.errors import NotFoundError, validation_detail, validation_text
 from web_ui.i18n import LANGUAGE_COOKIE, LANGUAGES
 from web_ui.params import MAX_RECORD_ID, RecordId
-from web_ui.rendering import render, translator
+from web_ui.rendering import done_notice, render, translator
 from web_ui.security import Principal, require_roles, web_context
 from web_ui.village.homestay.drafts import draft_store
 from web_ui.village.homestay.forms import (
@@ -44,11 +44,6 @@ def homestays(request: Request) -> HomestayService:
     return web_context(request).service(HomestayService)
 
 
-def _notice(request: Request) -> str | None:
-    done = request.query_params.get("done", "")
-    return translator(request)(f"homestay.notice.{done}") if done in _NOTICES else None
-
-
 @router.get("/host/homestays")
 def host_homestays(
     request: Request, principal: Annotated[Principal, require_roles(Role.HOST)]
@@ -64,7 +59,7 @@ def host_homestays(
         principal,
         homestays=own,
         guests=guests,
-        notice=_notice(request),
+        notice=done_notice(request, "homestay", _NOTICES),
         highlight=_highlight(request),
     )
 
@@ -282,7 +277,7 @@ def _render_admin(
         error_text=validation_text(translator(request), error) if error else None,
         error_detail=validation_detail(translator(request), error) if error else None,
         error_input=error.field if error else None,
-        notice=_notice(request),
+        notice=done_notice(request, "homestay", _NOTICES),
     )
 
 

@@ -26,7 +26,7 @@ from agent.village.homestay import GuestQuery, HomestayService, SearchLimitError
 from agent.village.homestay.export import COLUMNS, CsvLabels
 from web_ui.errors import validation_text
 from web_ui.i18n import Translator
-from web_ui.params import RecordId
+from web_ui.params import RecordId, form_text
 from web_ui.rendering import render, translator
 from web_ui.security import Principal, require_roles, web_context
 from web_ui.village.homestay import pages
@@ -76,21 +76,16 @@ def _date(field: str, text: str) -> dt.date | None:
         raise ValidationError(field, "date.format") from exc
 
 
-def _text(params: Any, name: str) -> str:
-    value = params.get(name, "")
-    return value.strip()[:_MAX_TEXT] if isinstance(value, str) else ""
-
-
 def parse_filters(params: Any) -> GuestFilters:
     """Raises ValidationError naming the bad filter (a date or the homestay number)."""
-    homestay = _text(params, "homestay_id")
+    homestay = form_text(params, "homestay_id", _MAX_TEXT)
     if homestay and not _RECORD_NUMBER.fullmatch(homestay):
         raise ValidationError("homestay_id", "homestay_id.format")
     return GuestFilters(
-        date_from=_date("date_from", _text(params, "date_from")),
-        date_to=_date("date_to", _text(params, "date_to")),
+        date_from=_date("date_from", form_text(params, "date_from", _MAX_TEXT)),
+        date_to=_date("date_to", form_text(params, "date_to", _MAX_TEXT)),
         homestay_id=int(homestay) if homestay else None,
-        active_only=_text(params, "active_only") in {"1", "true", "on"},
+        active_only=form_text(params, "active_only", _MAX_TEXT) in {"1", "true", "on"},
     )
 
 
@@ -108,7 +103,7 @@ def _search_query(request: Request, principal: Principal) -> tuple[GuestQuery, s
     """
     params = request.query_params
     _refuse_identifying_url(params)
-    search_id = _text(params, "search")
+    search_id = form_text(params, "search", _MAX_TEXT)
     if search_id:
         query = search_store(request).get(principal.actor, search_id)
         if query is None:
@@ -172,7 +167,7 @@ async def registrations_search(
     page with the filters; with one it is audited, kept and redirected to by its id."""
     context = web_context(request)
     form = await request.form()
-    name, id_number = _text(form, "name"), _text(form, "id_number")
+    name, id_number = form_text(form, "name", _MAX_TEXT), form_text(form, "id_number", _MAX_TEXT)
     try:
         filters = parse_filters(form)
         query = context.service(HomestayService).query(

@@ -8,7 +8,6 @@ means someone stood at the kiosk and read the notice.
 from __future__ import annotations
 
 import datetime as dt
-import hmac
 from functools import partial
 from typing import Annotated, Any, BinaryIO
 
@@ -22,12 +21,11 @@ from agent.errors import ValidationError
 from agent.village.notices import Notice, NoticeInput, NoticeService, Urgency
 from agent.village.notices.records import MAX_TEXT, MAX_TITLE
 from agent.village.photos import CONTENT_TYPE, UPLOAD_BODY_LIMIT
-from web_ui.errors import NotFoundError, validation_detail
+from web_ui.errors import validation_detail
+from web_ui.kiosk import kiosk_screen_api
 from web_ui.params import RecordId
-from web_ui.rendering import is_kiosk_screen, render, translator
+from web_ui.rendering import render, translator
 from web_ui.security import (
-    CSRF_HEADER,
-    AccessDeniedError,
     Principal,
     public,
     require_roles,
@@ -42,22 +40,10 @@ FORM_FIELDS = ("title", "text", "urgency", "expires_at")
 URGENCIES = tuple(str(urgency) for urgency in Urgency)
 # A new notice's expiry as the form suggests it.
 DEFAULT_LIFETIME = dt.timedelta(days=1)
-_SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 
 def notices(request: Request) -> NoticeService:
     return web_context(request).service(NoticeService)
-
-
-def _kiosk_only(request: Request, principal: Principal) -> None:
-    """Only the kiosk's own screen; a state change carries the page's CSRF token even without
-    a session (the API needs none from a program, but this one is the screen's own page)."""
-    if not is_kiosk_screen(request):
-        raise NotFoundError("page")
-    if request.method not in _SAFE_METHODS:
-        submitted = request.headers.get(CSRF_HEADER, "")
-        if not submitted or not hmac.compare_digest(submitted, principal.csrf_token):
-            raise AccessDeniedError(403, "csrf.invalid")
 
 
 # -- the board ---------------------------------------------------------------------------------
@@ -191,7 +177,7 @@ def api_publish(
 def kiosk_urgent(request: Request, principal: Annotated[Principal, public()]) -> dict[str, Any]:
     """What the kiosk screen's pages poll: the one urgent notice to show over any page (or
     none), with the overlay's texts in the screen's language."""
-    _kiosk_only(request, principal)
+    kiosk_screen_api(request, principal)
     notice = notices(request).pending_urgent()
     t = translator(request)
     return {
@@ -205,5 +191,5 @@ def kiosk_acknowledge(
     request: Request, notice_id: RecordId, principal: Annotated[Principal, public()]
 ) -> dict[str, Any]:
     """Someone at the kiosk acknowledged the urgent notice; reported to the county."""
-    _kiosk_only(request, principal)
+    kiosk_screen_api(request, principal)
     return notices(request).acknowledge(notice_id, actor=principal.actor).summary()

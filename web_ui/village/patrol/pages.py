@@ -21,27 +21,16 @@ from agent.accounts import Role
 from agent.errors import RecordNotFoundError, ValidationError
 from agent.village.patrol import Round, RoundFilter, RoundStatus, Route
 from web_ui.errors import validation_detail
-from web_ui.params import RecordId
-from web_ui.rendering import render, translator
+from web_ui.params import RecordId, form_text
+from web_ui.rendering import done_notice, render, translator
 from web_ui.security import Principal, require_roles, web_context
 from web_ui.village.patrol.common import patrol, picture_source, snapshot_url
 
 router = APIRouter(include_in_schema=False)
 
 READERS = (Role.POLICE, Role.ADMIN)
-_MAX_FIELD = 600
 _NOTICES = frozenset({"created", "saved", "retired", "snapshot", "completed", "ended"})
 _FilterText = Annotated[str, Query(max_length=40)]
-
-
-def _text(form: FormData, name: str, limit: int = _MAX_FIELD) -> str:
-    value = form.get(name)
-    return value.strip()[:limit] if isinstance(value, str) else ""
-
-
-def _notice(request: Request) -> str | None:
-    done = request.query_params.get("done", "")
-    return translator(request)(f"patrol.notice.{done}") if done in _NOTICES else None
 
 
 def round_filter(
@@ -84,10 +73,10 @@ class RouteFields:
     @classmethod
     def from_form(cls, form: FormData, slots: int) -> RouteFields:
         return cls(
-            name=_text(form, "name", 100),
-            cameras=[_text(form, f"point_{n}", 64) for n in range(1, slots + 1)],
-            min_look_seconds=_text(form, "min_look_seconds", 10),
-            schedule=_text(form, "schedule", 400),
+            name=form_text(form, "name", 100),
+            cameras=[form_text(form, f"point_{n}", 64) for n in range(1, slots + 1)],
+            min_look_seconds=form_text(form, "min_look_seconds", 10),
+            schedule=form_text(form, "schedule", 400),
         )
 
 
@@ -112,7 +101,7 @@ def _render_routes(
         values=values if values is not None else RouteFields.of(editing),
         error_input=error.field if error else None,
         error_detail=validation_detail(translator(request), error) if error else None,
-        notice=_notice(request),
+        notice=done_notice(request, "patrol", _NOTICES),
     )
 
 
@@ -242,7 +231,7 @@ def rounds_page(
             "date_to": date_to,
         },
         camera_name=service.camera_name,
-        notice=_notice(request),
+        notice=done_notice(request, "patrol", _NOTICES),
     )
 
 
@@ -251,7 +240,7 @@ async def start_round(
     request: Request, principal: Annotated[Principal, require_roles(Role.POLICE)]
 ) -> Response:
     form = await request.form()
-    raw = _text(form, "route_id", 20)
+    raw = form_text(form, "route_id", 20)
     if not raw.isdigit():
         raise RecordNotFoundError("route_id", "patrol.route.not_found")
     service = patrol(request)
@@ -285,7 +274,7 @@ def _render_round(
         snapshot_url=snapshot_url,
         error_input=error.field if error else None,
         error_detail=validation_detail(translator(request), error) if error else None,
-        notice=_notice(request),
+        notice=done_notice(request, "patrol", _NOTICES),
     )
 
 
@@ -308,8 +297,8 @@ async def point_action(
     """``action=next`` completes the point (with the note); ``action=snapshot`` keeps the
     camera's current masked still and the note, and stays on the point."""
     form = await request.form()
-    note = _text(form, "note", 2000)
-    action = _text(form, "action", 20)
+    note = form_text(form, "note", 2000)
+    action = form_text(form, "action", 20)
     service = patrol(request)
     context = web_context(request)
     try:
